@@ -1,0 +1,135 @@
+"""A registry of model builders, in the style of timm's `@register_model`.
+
+Every architecture is a builder function `fn(input_shape, num_classes, **kwargs)`
+returning a `keras.Model`; variants are registered argument sets of a builder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import keras
+
+from keras_convnets.errors import UserInputError
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """One registered model: its builder, fixed arguments and a description."""
+
+    name: str
+    builder: Callable[..., keras.Model]
+    defaults: dict
+    description: str
+    default_input_shape: tuple | None = None
+
+    def build(self, input_shape, num_classes, **kwargs) -> keras.Model:
+        arguments = {**self.defaults, **kwargs}
+        return self.builder(tuple(input_shape), int(num_classes), **arguments)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    fn: Callable | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    default_input_shape: tuple | None = None,
+    **defaults,
+):
+    """Registers a model builder under a name, optionally with fixed arguments.
+
+    Usable as a bare decorator or as a call that registers a variant:
+
+    ```python
+    @register_model(description="Two conv + pool stages.")
+    def simple_cnn(input_shape, num_classes, filters=(32, 64)): ...
+
+    register_model(simple_cnn, name="simple_cnn_wide", filters=(64, 128))
+    ```
+
+    Args:
+        fn: callable. The builder `fn(input_shape, num_classes, **kwargs)`.
+        name: str. Registry name. Defaults to `fn.__name__`.
+        description: str. One line for `keras-convnets models`. Defaults to the
+            first line of the builder's docstring.
+        default_input_shape: tuple. The input shape the architecture is usually
+            built at (e.g. `(224, 224, 3)`), for listings.
+        **defaults: keyword arguments fixed for this variant.
+
+    Returns:
+        The builder, unchanged (so the decorator can be stacked).
+    """
+
+    def decorate(builder):
+        key = name or builder.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"A model named {key!r} is already registered.")
+        doc = description or (builder.__doc__ or "").strip().split("\n")[0]
+        _REGISTRY[key] = ModelEntry(
+            key, builder, dict(defaults), doc, default_input_shape
+        )
+        return builder
+
+    if fn is None:
+        return decorate
+    return decorate(fn)
+
+
+def _ensure_loaded():
+    # Importing the model modules registers their builders.
+    import keras_convnets.models  # noqa: F401
+
+
+def list_models() -> list[str]:
+    """Returns the sorted names of all registered models."""
+    _ensure_loaded()
+    return sorted(_REGISTRY)
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    """Returns the registry entry of `name`, or raises a `UserInputError`."""
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        close = [m for m in _REGISTRY if name.lower() in m or m in name.lower()]
+        hint = f" Did you mean: {', '.join(close[:5])}?" if close else ""
+        raise UserInputError(
+            f"Unknown model {name!r}.{hint} Run `keras-convnets models` to list "
+            f"all {len(_REGISTRY)} models. Received: name={name!r}"
+        )
+    return _REGISTRY[name]
+
+
+def get_model(name: str, input_shape, num_classes: int, **kwargs) -> keras.Model:
+    """Builds a registered model.
+
+    Args:
+        name: str. A name from `list_models()`.
+        input_shape: tuple. `(height, width, channels)` of one image.
+        num_classes: int. Number of output classes (softmax outputs).
+        **kwargs: builder arguments overriding the variant's defaults.
+
+    Returns:
+        A `keras.Model`.
+
+    Example:
+
+    ```python
+    model = keras_convnets.get_model("simple_cnn", (28, 28, 1), 10)
+    ```
+    """
+    entry = get_model_entry(name)
+    if len(tuple(input_shape)) != 3 or any(int(d) <= 0 for d in input_shape):
+        raise UserInputError(
+            f"input_shape must be (height, width, channels) with positive sizes. "
+            f"Received: input_shape={tuple(input_shape)}"
+        )
+    if int(num_classes) < 2:
+        raise UserInputError(
+            f"num_classes must be at least 2. Received: num_classes={num_classes}"
+        )
+    return entry.build(input_shape, num_classes, **kwargs)
+
