@@ -132,4 +132,3 @@ def get_model(name: str, input_shape, num_classes: int, **kwargs) -> keras.Model
             f"num_classes must be at least 2. Received: num_classes={num_classes}"
         )
     return entry.build(input_shape, num_classes, **kwargs)
-

@@ -1,0 +1,7 @@
+"""`python -m keras_convnets` is the `keras-convnets` command."""
+
+import sys
+
+from keras_convnets.cli import main
+
+sys.exit(main())

@@ -1,0 +1,150 @@
+"""Callbacks Keras lacks: atomic best checkpoint, persistent history, NaN stop,
+sample images in TensorBoard.
+
+Keras's `ModelCheckpoint` overwrites its file in place (a kill mid-write leaves
+an unloadable file) and forgets the best value when a run resumes, so the best
+checkpoint here goes through `io.atomic_path` and keeps its score in a JSON file
+beside the weights.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_convnets.errors import TrainingDivergedError
+from keras_convnets.training import io
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the weights of the best epoch on a validation metric, atomically.
+
+    Args:
+        weights_path: str. Where to write the `.weights.h5` file.
+        monitor: str. Metric in the epoch logs. Defaults to `val_accuracy`.
+        mode: str. `max` or `min`. Defaults to `max`.
+    """
+
+    def __init__(self, weights_path, monitor="val_accuracy", mode="max"):
+        super().__init__()
+        self.weights_path = weights_path
+        self.state_path = weights_path.replace(".weights.h5", ".json")
+        self.monitor = monitor
+        self.mode = mode
+        self.best = None
+        self.best_epoch = None
+
+    def on_train_begin(self, logs=None):
+        # On resume, remember the best of the epochs already done.
+        if os.path.exists(self.state_path) and os.path.exists(self.weights_path):
+            state = io.read_json(self.state_path)
+            self.best, self.best_epoch = state["value"], state["epoch"]
+
+    def _improved(self, value):
+        if self.best is None:
+            return True
+        return value > self.best if self.mode == "max" else value < self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(value):
+            return
+        if self._improved(value):
+            self.best, self.best_epoch = float(value), epoch
+            io.save_weights_atomic(self.model, self.weights_path)
+            io.atomic_write_json(
+                self.state_path,
+                {"monitor": self.monitor, "value": self.best, "epoch": epoch},
+            )
+
+
+class EpochHistory(keras.callbacks.Callback):
+    """Keeps every epoch's logs in a JSON file, across resumed runs.
+
+    `model.fit`'s `History` only holds the epochs of the current process; this
+    file holds all of them, one entry per epoch, with epoch numbers from 1.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.epochs = []
+        self._first = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first:
+            self._first = False
+            if os.path.exists(self.path):
+                previous = io.read_json(self.path)
+                self.epochs = [e for e in previous if e["epoch"] <= epoch]
+
+    def on_epoch_end(self, epoch, logs=None):
+        entry = {"epoch": epoch + 1}
+        entry.update({k: float(v) for k, v in (logs or {}).items()})
+        self.epochs.append(entry)
+        io.atomic_write_json(self.path, self.epochs)
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops training with `TrainingDivergedError` when the loss is NaN or inf.
+
+    Unlike `keras.callbacks.TerminateOnNaN`, which ends `fit` normally (so that
+    `BackupAndRestore` deletes its backup), this raises: `fit` stops at once and
+    the last good backup stays on disk.
+    """
+
+    def __init__(self, backup_dir=None):
+        super().__init__()
+        self.backup_dir = backup_dir
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            kept = (
+                f"; the backup of the last finished epoch is kept in {self.backup_dir}"
+                if self.backup_dir
+                else ""
+            )
+            raise TrainingDivergedError(
+                f"Training diverged: loss became {float(loss)} at epoch "
+                f"{self.epoch + 1}, batch {batch + 1}{kept}. Try a lower "
+                f"--learning-rate."
+            )
+
+
+class ImageSamples(keras.callbacks.Callback):
+    """Writes a few training images (after augmentation) to TensorBoard.
+
+    Args:
+        log_dir: str. TensorBoard folder; images go to `log_dir/samples`.
+        images: array `(n, h, w, c)` in [0, 1].
+        labels: list of str. One caption per image.
+    """
+
+    def __init__(self, log_dir, images, labels):
+        super().__init__()
+        self.log_dir = os.path.join(log_dir, "samples")
+        self.images = np.asarray(images, np.float32)
+        self.labels = list(labels)
+
+    def on_train_begin(self, logs=None):
+        writer = tf.summary.create_file_writer(self.log_dir)
+        with writer.as_default():
+            description = "Training inputs: " + ", ".join(self.labels)
+            tf.summary.image(
+                "training_images",
+                self.images,
+                step=0,
+                max_outputs=len(self.images),
+                description=description,
+            )
+        writer.flush()
+        writer.close()

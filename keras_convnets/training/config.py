@@ -1,0 +1,321 @@
+"""Training configuration: one frozen dataclass, named recipes, file loading.
+
+Precedence, lowest first: the recipe's defaults < `--config FILE` < flags. The
+resolved config is written into the run directory as `config.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from keras_convnets.errors import UserInputError
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov")
+SCHEDULES = ("constant", "cosine", "one-cycle")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run.
+
+    Changing any field but `run_name`, `workdir` and `overwrite` defines a
+    different run; resuming an unfinished run requires the same config.
+    """
+
+    # Named recipe these defaults came from (see `RECIPES`).
+    recipe: str = "default"
+
+    # --- Model -------------------------------------------------------------
+    # Registry name; `keras-convnets models` lists them.
+    model: str = "simple_cnn"
+    # Extra keyword arguments for the model builder (e.g. {"dropout": 0.5}).
+    model_kwargs: dict = field(default_factory=dict)
+
+    # --- Data --------------------------------------------------------------
+    # `fashion_mnist`, `mnist`, a TFDS image-classification name, or a folder.
+    dataset: str = "fashion_mnist"
+    # Folder with IDX files, searched before the system folders.
+    data_dir: str | None = None
+    # TFDS data folder (TFDS's default when None).
+    tfds_data_dir: str | None = None
+    # Resize images to (height, width); None keeps the dataset's size.
+    image_size: tuple | None = None
+    # Fraction of the training split held out for validation (model selection).
+    validation_fraction: float = 0.1
+    # Train on this seeded fraction of the remaining training examples.
+    train_fraction: float = 1.0
+    # Augmentation policy applied to training batches (`none` for none).
+    augment: str = "none"
+
+    # --- Optimization ------------------------------------------------------
+    epochs: int = 12
+    batch_size: int = 128
+    # One of OPTIMIZERS; `nesterov` is SGD with Nesterov momentum.
+    optimizer: str = "adamw"
+    # Peak learning rate.
+    learning_rate: float = 2e-3
+    # One of SCHEDULES. `cosine` decays to 0 over the run after the warmup;
+    # `one-cycle` rises linearly for `warmup_epochs` then falls linearly to 0.
+    schedule: str = "cosine"
+    # Linear warmup length in epochs (cosine and one-cycle).
+    warmup_epochs: float = 1.0
+    # Decoupled weight decay; not applied to biases and normalization weights.
+    weight_decay: float = 5e-4
+    # Momentum of SGD / Nesterov.
+    momentum: float = 0.9
+    # Label smoothing of the cross-entropy loss.
+    label_smoothing: float = 0.0
+    # XLA compilation of the train step; None: on for GPU/TPU, off on CPU
+    # (where XLA was measured slower than oneDNN).
+    jit_compile: bool | None = None
+
+    # --- Run ---------------------------------------------------------------
+    seed: int = 0
+    # Runs land in workdir/run_name.
+    workdir: str = "saved_models"
+    # None: `<model>-<dataset>-<timestamp>`.
+    run_name: str | None = None
+    # Number of training images written to TensorBoard.
+    tensorboard_images: int = 8
+    # Replace a finished run of the same name instead of refusing.
+    overwrite: bool = False
+
+    def validate(self) -> TrainConfig:
+        """Raises `UserInputError` for a value out of range; returns self."""
+        checks = [
+            (self.epochs >= 1, "epochs must be >= 1", "epochs"),
+            (self.batch_size >= 1, "batch_size must be >= 1", "batch_size"),
+            (self.learning_rate > 0, "learning_rate must be > 0", "learning_rate"),
+            (self.weight_decay >= 0, "weight_decay must be >= 0", "weight_decay"),
+            (
+                0 <= self.label_smoothing < 1,
+                "label_smoothing must be in [0, 1)",
+                "label_smoothing",
+            ),
+            (
+                0 <= self.validation_fraction < 1,
+                "validation_fraction must be in [0, 1)",
+                "validation_fraction",
+            ),
+            (
+                0 < self.train_fraction <= 1,
+                "train_fraction must be in (0, 1]",
+                "train_fraction",
+            ),
+            (self.warmup_epochs >= 0, "warmup_epochs must be >= 0", "warmup_epochs"),
+            (0 <= self.momentum < 1, "momentum must be in [0, 1)", "momentum"),
+            (
+                self.optimizer in OPTIMIZERS,
+                f"optimizer must be one of {', '.join(OPTIMIZERS)}",
+                "optimizer",
+            ),
+            (
+                self.schedule in SCHEDULES,
+                f"schedule must be one of {', '.join(SCHEDULES)}",
+                "schedule",
+            ),
+            (
+                self.tensorboard_images >= 0,
+                "tensorboard_images must be >= 0",
+                "tensorboard_images",
+            ),
+        ]
+        for ok, message, name in checks:
+            if not ok:
+                raise UserInputError(
+                    f"{message}. Received: {name}={getattr(self, name)!r}"
+                )
+        if self.run_name is not None and (
+            not self.run_name or "/" in self.run_name or self.run_name in (".", "..")
+        ):
+            raise UserInputError(
+                f"run_name must be a plain folder name. Received: run_name={self.run_name!r}"
+            )
+        return self
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        if d["image_size"] is not None:
+            d["image_size"] = list(d["image_size"])
+        return d
+
+    def identity(self) -> dict:
+        """The fields that define the run (what must match to resume it)."""
+        d = self.to_dict()
+        for key in ("run_name", "workdir", "overwrite"):
+            d.pop(key)
+        return d
+
+
+# ----------------------------------------------------------------------------
+# Recipes: named presets, each a function returning a config (Flax `configs/`).
+
+RECIPES: dict[str, Callable[[], TrainConfig]] = {}
+
+
+def register_recipe(fn: Callable[[], TrainConfig]) -> Callable[[], TrainConfig]:
+    """Registers a recipe under the function's name (`_` becomes `-`)."""
+    RECIPES[fn.__name__.replace("_", "-")] = fn
+    return fn
+
+
+@register_recipe
+def default() -> TrainConfig:
+    """simple_cnn on Fashion-MNIST: AdamW, cosine, 12 epochs."""
+    return TrainConfig()
+
+
+@register_recipe
+def quick() -> TrainConfig:
+    """A smoke run in seconds: a tiny convnet, 2 epochs on 10% of the data."""
+    return replace(
+        default(),
+        recipe="quick",
+        model="simple_cnn_tiny",
+        epochs=2,
+        train_fraction=0.1,
+        tensorboard_images=4,
+    )
+
+
+def get_recipe(name: str) -> TrainConfig:
+    if name not in RECIPES:
+        raise UserInputError(
+            f"Unknown recipe {name!r}; choose one of {', '.join(sorted(RECIPES))}. "
+            f"Received: recipe={name!r}"
+        )
+    return replace(RECIPES[name](), recipe=name)
+
+
+# ----------------------------------------------------------------------------
+# Loading and merging.
+
+_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def _coerce(name: str, value, where: str):
+    """Converts a value from a file or flag to the field's type, or raises."""
+    hint = typing.get_type_hints(TrainConfig)[name]
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    if value is None:
+        if optional:
+            return None
+        raise UserInputError(f"{where}: {name} may not be null.")
+    try:
+        if base is bool:
+            if isinstance(value, str):
+                lowered = value.strip().lower()
+                if lowered in ("true", "1", "yes", "on"):
+                    return True
+                if lowered in ("false", "0", "no", "off"):
+                    return False
+                if optional and lowered in ("auto", "none"):
+                    return None
+                raise ValueError(value)
+            if not isinstance(value, bool):
+                raise ValueError(value)
+            return value
+        if base is int:
+            if isinstance(value, bool) or (
+                isinstance(value, float) and not value.is_integer()
+            ):
+                raise ValueError(value)
+            return int(value)
+        if base is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return float(value)
+        if base is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ValueError(value)
+            return str(value)
+        if base is tuple:
+            if isinstance(value, str):
+                value = [v for v in value.replace("x", ",").split(",") if v.strip()]
+            result = tuple(int(v) for v in value)
+            if len(result) != 2 or min(result) < 1:
+                raise ValueError(value)
+            return result
+        if base is dict:
+            if isinstance(value, str):
+                value = json.loads(value)
+            if not isinstance(value, dict):
+                raise ValueError(value)
+            return dict(value)
+    except (TypeError, ValueError, json.JSONDecodeError):
+        expected = getattr(base, "__name__", str(base))
+        raise UserInputError(
+            f"{where}: {name} must be {'an' if expected[0] in 'aeiou' else 'a'} "
+            f"{expected}. Received: {name}={value!r}"
+        ) from None
+    return value
+
+
+def read_config_file(path: str) -> dict:
+    """Reads a YAML or JSON config file into a dict of checked field values."""
+    if not os.path.isfile(path):
+        raise UserInputError(f"Config file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    try:
+        if path.endswith(".json"):
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as e:  # json/yaml each raise their own error types
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserInputError(f"{path}: cannot parse config ({first}).") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserInputError(
+            f"{path}: a config file must hold a mapping of field: value, "
+            f"got {type(data).__name__}."
+        )
+    return check_values(data, where=path)
+
+
+def check_values(values: dict, where: str) -> dict:
+    checked = {}
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name not in _FIELDS:
+            close = difflib.get_close_matches(name, _FIELDS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UserInputError(f"{where}: unknown config key {key!r}{hint}.")
+        checked[name] = _coerce(name, value, where)
+    return checked
+
+
+def resolve_config(
+    file_values: dict | None = None, flag_values: dict | None = None
+) -> TrainConfig:
+    """Merges recipe defaults < config file < flags into a validated config.
+
+    Args:
+        file_values: dict. Values from `read_config_file`.
+        flag_values: dict. Values given on the command line (only those given).
+
+    Returns:
+        A validated `TrainConfig`.
+    """
+    file_values = dict(file_values or {})
+    flag_values = check_values(dict(flag_values or {}), where="command line")
+    recipe = flag_values.get("recipe") or file_values.get("recipe") or "default"
+    base = get_recipe(recipe)
+    return replace(base, **{**file_values, **flag_values}).validate()
+
+
+def config_from_dict(values: dict, where: str = "config") -> TrainConfig:
+    """Rebuilds a config from `to_dict()` output (e.g. a run's config.json)."""
+    return replace(TrainConfig(), **check_values(values, where=where))

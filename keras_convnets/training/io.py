@@ -1,0 +1,164 @@
+"""Files that survive crashes: atomic writes, run directories, run locks.
+
+Every file the package writes goes through `atomic_path`: the content is written
+to a temporary file in the same directory, flushed and fsync'ed, then moved over
+the target with `os.replace` (atomic on POSIX), and the directory is fsync'ed.
+A reader therefore sees the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import fcntl
+import json
+import os
+import tempfile
+
+from keras_convnets.errors import UserInputError
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; give outputs the permissions a plain open() would.
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yields a temporary path next to `path`; moves it over `path` on success.
+
+    The temporary name keeps the target's suffix (Keras checks that a model file
+    ends in `.keras` and weights in `.weights.h5`). If the block raises, the
+    temporary file is removed and `path` is untouched.
+
+    Example:
+
+    ```python
+    with atomic_path("run/model.keras") as tmp:
+        model.save(tmp)
+    ```
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    base = os.path.basename(path)
+    suffix = (
+        ".weights.h5" if base.endswith(".weights.h5") else os.path.splitext(base)[1]
+    )
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{base}.", suffix=f".tmp{suffix}", dir=directory
+    )
+    os.close(fd)
+    os.chmod(tmp, _FILE_MODE)
+    try:
+        yield tmp
+        # Some writers (h5py, zipfile) replace rather than reuse the file: open
+        # whatever is at tmp now to flush it to disk.
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(directory)
+    except BaseException as e:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        if isinstance(e, OSError) and e.errno in (
+            errno.ENOSPC,
+            errno.EFBIG,
+            errno.EDQUOT,
+        ):
+            raise UserInputError(
+                f"Cannot write {path}: {e.strerror}; the previous file is kept."
+            ) from None
+        raise
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Writes `data` to `path` atomically."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def atomic_write_json(path: str, obj) -> None:
+    """Writes `obj` as indented JSON to `path` atomically."""
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default)
+    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def save_model_atomic(model, path: str) -> None:
+    """Saves a Keras model as a `.keras` file atomically."""
+    if not str(path).endswith(".keras"):
+        raise UserInputError(
+            f"A model file must end in .keras. Received: path={path!r}"
+        )
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def save_weights_atomic(model, path: str) -> None:
+    """Saves a Keras model's weights as a `.weights.h5` file atomically."""
+    with atomic_path(path) as tmp:
+        model.save_weights(tmp)
+
+
+def read_json(path: str) -> dict:
+    """Reads a JSON file the package wrote; a clear error if it is corrupt."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise UserInputError(
+            f"{path}: corrupt JSON ({e.msg} at line {e.lineno})."
+        ) from None
+
+
+def timestamp() -> str:
+    return datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str):
+    """Holds an exclusive lock on a run directory for the life of a process.
+
+    A second process training into the same directory gets a clear error
+    instead of interleaving its writes. The lock dies with the process, so a
+    killed run never leaves a stale lock behind.
+    """
+    os.makedirs(run_dir, exist_ok=True)
+    fd = os.open(os.path.join(run_dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserInputError(
+                f"Another process is training in {run_dir}; wait for it or choose "
+                f"another --run-name."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,593 @@
+"""Training, evaluation and prediction: what the CLI's subcommands call.
+
+`train_and_evaluate(config)` runs one training job end to end: data pipelines,
+model, optimizer, callbacks (TensorBoard, best-on-validation checkpoint,
+`BackupAndRestore`, NaN stop), `model.fit`, then the final evaluation of the
+best-on-validation weights on the test split. Everything lands in
+`workdir/run_name/`:
+
+    config.json          the resolved config (written first)
+    model.keras          the selected model (best validation accuracy)
+    run.json             config, dataset, params, history, test metrics, timing
+    history.json         per-epoch logs, kept across resumes
+    checkpoints/         best.weights.h5 + best.json while training
+    backup/              BackupAndRestore state; deleted when the run finishes
+    logs/                TensorBoard: train/, validation/, samples/
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_convnets.data.datasets import DatasetInfo, load_dataset
+from keras_convnets.errors import UserInputError
+from keras_convnets.models.registry import get_model
+from keras_convnets.training import callbacks as kc_callbacks
+from keras_convnets.training import io
+from keras_convnets.training.config import TrainConfig, config_from_dict
+from keras_convnets.training.schedules import OneCycle
+
+# Weight names that get no weight decay: biases and normalization parameters.
+_NO_DECAY = ["bias", "gamma", "beta", "moving_mean", "moving_variance"]
+
+
+def versions() -> dict:
+    import keras_convnets
+
+    return {
+        "keras_convnets": keras_convnets.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+# ----------------------------------------------------------------------------
+# Pieces.
+
+
+def build_optimizer(
+    config: TrainConfig, steps_per_epoch: int
+) -> keras.optimizers.Optimizer:
+    """Builds the optimizer and learning-rate schedule a config asks for.
+
+    Args:
+        config: TrainConfig.
+        steps_per_epoch: int. Optimizer steps per epoch.
+
+    Returns:
+        A `keras.optimizers.Optimizer` with biases and normalization weights
+        excluded from weight decay.
+    """
+    total = max(1, config.epochs * steps_per_epoch)
+    warmup = min(total, int(round(config.warmup_epochs * steps_per_epoch)))
+    lr = config.learning_rate
+    if config.schedule == "constant":
+        schedule = lr
+    elif config.schedule == "cosine":
+        if warmup:
+            schedule = keras.optimizers.schedules.CosineDecay(
+                initial_learning_rate=lr / 25.0,
+                decay_steps=max(1, total - warmup),
+                warmup_target=lr,
+                warmup_steps=warmup,
+            )
+        else:
+            schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=total)
+    else:  # one-cycle
+        schedule = OneCycle(lr, total_steps=total, warmup_steps=warmup)
+
+    decay = config.weight_decay or None
+    if config.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(schedule, weight_decay=decay)
+    elif config.optimizer == "adamw":
+        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+    else:
+        optimizer = keras.optimizers.SGD(
+            schedule,
+            momentum=config.momentum,
+            nesterov=config.optimizer == "nesterov",
+            weight_decay=decay,
+        )
+    if config.weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=_NO_DECAY)
+    return optimizer
+
+
+def make_datasets(config: TrainConfig):
+    """Returns `(train, validation or None, test, info)` pipelines for a config.
+
+    Labels are one-hot so that label smoothing, mixup and cutmix apply; the
+    training batches go through the config's augmentation policy.
+    """
+    common = dict(
+        seed=config.seed,
+        validation_fraction=config.validation_fraction,
+        train_fraction=config.train_fraction,
+        data_dir=config.data_dir,
+        tfds_data_dir=config.tfds_data_dir,
+        image_size=config.image_size,
+    )
+    _, info = load_dataset(config.dataset, "test", **common)
+    one_hot = _one_hot_fn(info.num_classes)
+    train, _ = load_dataset(
+        config.dataset,
+        "train",
+        batch_size=config.batch_size,
+        map_fn=one_hot,
+        prefetch=False,
+        **common,
+    )
+    train = _augment(train, config).prefetch(tf.data.AUTOTUNE)
+    validation = None
+    if info.sizes["validation"]:
+        validation, _ = load_dataset(
+            config.dataset,
+            "validation",
+            batch_size=config.batch_size,
+            map_fn=one_hot,
+            **common,
+        )
+    test, _ = load_dataset(
+        config.dataset, "test", batch_size=config.batch_size, map_fn=one_hot, **common
+    )
+    return train, validation, test, info
+
+
+def _one_hot_fn(num_classes):
+    def one_hot(images, labels):
+        return images, tf.one_hot(labels, num_classes, dtype=tf.float32)
+
+    return one_hot
+
+
+def _augment(ds, config):
+    if config.augment == "none":
+        return ds
+    from keras_convnets.data.augment import augment_dataset
+
+    return augment_dataset(ds, config.augment, seed=config.seed)
+
+
+def _sample_images(config: TrainConfig, info: DatasetInfo):
+    """A few training inputs (after augmentation) for TensorBoard."""
+    n = config.tensorboard_images
+    ds, _ = load_dataset(
+        config.dataset,
+        "train",
+        batch_size=n,
+        shuffle=False,
+        map_fn=_one_hot_fn(info.num_classes),
+        prefetch=False,
+        cache=False,
+        seed=config.seed,
+        validation_fraction=config.validation_fraction,
+        train_fraction=config.train_fraction,
+        data_dir=config.data_dir,
+        tfds_data_dir=config.tfds_data_dir,
+        image_size=config.image_size,
+    )
+    images, labels = next(iter(_augment(ds, config)))
+    top = np.argmax(labels.numpy(), axis=-1)
+    return images.numpy(), [info.class_names[i] for i in top]
+
+
+def _resolve_jit(config: TrainConfig) -> bool:
+    if config.jit_compile is not None:
+        return config.jit_compile
+    return bool(
+        tf.config.list_physical_devices("GPU") or tf.config.list_physical_devices("TPU")
+    )
+
+
+# ----------------------------------------------------------------------------
+# Run directories.
+
+
+def _find_unfinished(workdir: str, identity: dict) -> str | None:
+    if not os.path.isdir(workdir):
+        return None
+    matches = []
+    for name in os.listdir(workdir):
+        run_dir = os.path.join(workdir, name)
+        config_path = os.path.join(run_dir, "config.json")
+        if os.path.exists(os.path.join(run_dir, "run.json")) or not os.path.isfile(
+            config_path
+        ):
+            continue
+        try:
+            other = config_from_dict(io.read_json(config_path), where=config_path)
+        except UserInputError:
+            continue
+        if other.identity() == identity:
+            matches.append((os.path.getmtime(config_path), run_dir))
+    return max(matches)[1] if matches else None
+
+
+def prepare_run_dir(config: TrainConfig) -> tuple[str, bool]:
+    """Chooses the run directory; returns `(run_dir, resuming)`.
+
+    With no `run_name`, an unfinished run of the same config in `workdir` is
+    resumed (so rerunning the same command after a crash continues it);
+    otherwise a new `<model>-<dataset>-<timestamp>` directory is made.
+    """
+    identity = config.identity()
+    if config.run_name is None:
+        unfinished = _find_unfinished(config.workdir, identity)
+        if unfinished:
+            return unfinished, True
+        dataset = os.path.basename(os.path.normpath(config.dataset))
+        base = f"{config.model}-{dataset}-{io.timestamp()}"
+        run_dir, i = os.path.join(config.workdir, base), 1
+        while os.path.exists(run_dir):
+            i += 1
+            run_dir = os.path.join(config.workdir, f"{base}-{i}")
+        return run_dir, False
+
+    run_dir = os.path.join(config.workdir, config.run_name)
+    if os.path.exists(os.path.join(run_dir, "run.json")):
+        if not config.overwrite:
+            raise UserInputError(
+                f"{run_dir} holds a finished run; choose another --run-name or pass "
+                f"--overwrite to replace it."
+            )
+        shutil.rmtree(run_dir)
+        return run_dir, False
+    config_path = os.path.join(run_dir, "config.json")
+    if os.path.isfile(config_path):
+        other = config_from_dict(io.read_json(config_path), where=config_path)
+        if other.identity() != identity:
+            if config.overwrite:
+                shutil.rmtree(run_dir)
+                return run_dir, False
+            differs = sorted(
+                k for k in identity if identity[k] != other.identity().get(k)
+            )
+            raise UserInputError(
+                f"{run_dir} holds an unfinished run with a different config "
+                f"(differs in: {', '.join(differs)}); rerun with the same settings "
+                f"to resume it, or pass --overwrite or another --run-name."
+            )
+        return run_dir, True
+    return run_dir, False
+
+
+# ----------------------------------------------------------------------------
+# The job.
+
+
+def train_and_evaluate(
+    config: TrainConfig, verbose="auto", start_time: float | None = None
+) -> dict:
+    """Trains a model as `config` says, selects it on validation, tests it.
+
+    Rerunning after a crash (same config; same `run_name`, or none) resumes
+    from the last finished epoch via `keras.callbacks.BackupAndRestore`.
+
+    Args:
+        config: TrainConfig. The resolved configuration.
+        verbose: Keras `fit` verbosity. Defaults to `"auto"`.
+        start_time: float. `time.time()` at which to start the wall clock
+            (the CLI passes its process start). Defaults to now.
+
+    Returns:
+        The run record, as written to `run.json`.
+
+    Example:
+
+    ```python
+    from keras_convnets.training.config import resolve_config
+    record = train_and_evaluate(resolve_config(flag_values={"recipe": "quick"}))
+    print(record["test_accuracy"], record["run_dir"])
+    ```
+    """
+    start = start_time or time.time()
+    config.validate()
+    run_dir, resuming = prepare_run_dir(config)
+    with io.run_lock(run_dir):
+        return _train_locked(config, run_dir, resuming, start, verbose)
+
+
+def _train_locked(config, run_dir, resuming, start, verbose):
+    paths = {
+        name: os.path.join(run_dir, name)
+        for name in (
+            "config.json",
+            "model.keras",
+            "run.json",
+            "history.json",
+            "logs",
+            "backup",
+        )
+    }
+    best_weights = os.path.join(run_dir, "checkpoints", "best.weights.h5")
+    if resuming:
+        print(f"Resuming the unfinished run in {run_dir}", flush=True)
+    io.atomic_write_json(paths["config.json"], config.to_dict())
+
+    train_ds, val_ds, test_ds, info = make_datasets(config)
+    steps_per_epoch = math.ceil(info.sizes["train"] / config.batch_size)
+
+    keras.utils.set_random_seed(config.seed)
+    model = get_model(
+        config.model, info.image_shape, info.num_classes, **config.model_kwargs
+    )
+    model.compile(
+        optimizer=build_optimizer(config, steps_per_epoch),
+        loss=keras.losses.CategoricalCrossentropy(
+            label_smoothing=config.label_smoothing
+        ),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=_resolve_jit(config),
+    )
+
+    callbacks = [
+        keras.callbacks.BackupAndRestore(paths["backup"], double_checkpoint=True),
+        kc_callbacks.StopOnNonFinite(backup_dir=paths["backup"]),
+        kc_callbacks.EpochHistory(paths["history.json"]),
+        keras.callbacks.TensorBoard(paths["logs"], write_graph=False),
+    ]
+    if val_ds is not None:
+        callbacks.append(kc_callbacks.BestCheckpoint(best_weights))
+    if config.tensorboard_images:
+        images, captions = _sample_images(config, info)
+        callbacks.append(kc_callbacks.ImageSamples(paths["logs"], images, captions))
+
+    print(
+        f"Training {config.model} ({model.count_params():,} parameters) on "
+        f"{info.name} [{info.source}]: {info.sizes['train']} train / "
+        f"{info.sizes['validation']} validation images, {config.epochs} epochs, "
+        f"batch {config.batch_size}",
+        flush=True,
+    )
+    fit_start = time.time()
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=config.epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+        shuffle=False,  # the pipeline shuffles, seeded
+    )
+    fit_time = time.time() - fit_start
+
+    history = (
+        io.read_json(paths["history.json"])
+        if os.path.exists(paths["history.json"])
+        else []
+    )
+    best_epoch = None
+    if val_ds is not None and os.path.exists(best_weights):
+        model.load_weights(best_weights)
+        best_epoch = (
+            io.read_json(best_weights.replace(".weights.h5", ".json"))["epoch"] + 1
+        )
+    io.save_model_atomic(model, paths["model.keras"])
+
+    test = evaluate_model(model, test_ds)
+    validation = evaluate_model(model, val_ds) if val_ds is not None else None
+    record = {
+        "run_dir": os.path.abspath(run_dir),
+        "config": config.to_dict(),
+        "dataset": info.to_dict(),
+        "model": config.model,
+        "params": int(model.count_params()),
+        "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        "history": _columns(history),
+        "best_epoch": best_epoch,
+        "validation_accuracy": validation["accuracy"] if validation else None,
+        "test_accuracy": test["accuracy"],
+        "test_loss": test["loss"],
+        "wall_time_s": round(time.time() - start, 2),
+        "fit_time_s": round(fit_time, 2),
+        "resumed": resuming,
+        "jit_compile": _resolve_jit(config),
+        "versions": versions(),
+        "command": " ".join(sys.argv),
+    }
+    io.atomic_write_json(paths["run.json"], record)
+    shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
+    return record
+
+
+def _columns(history: list[dict]) -> dict:
+    keys = []
+    for entry in history:
+        keys.extend(k for k in entry if k not in keys)
+    return {k: [entry.get(k) for entry in history] for k in keys}
+
+
+# ----------------------------------------------------------------------------
+# Evaluation and prediction.
+
+
+def evaluate_model(model: keras.Model, dataset: tf.data.Dataset) -> dict:
+    """Accuracy and mean cross-entropy of a softmax model over a dataset.
+
+    Computed from the model's predictions, independent of how (or whether) the
+    model was compiled; labels may be integers or one-hot.
+
+    Returns:
+        `{"accuracy": float, "loss": float, "examples": int}`.
+    """
+    correct, total, loss = 0, 0, 0.0
+    predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    for images, labels in dataset:
+        probs = predict(images).numpy().astype(np.float64)
+        labels = labels.numpy()
+        if labels.ndim == 2:
+            labels = labels.argmax(-1)
+        correct += int((probs.argmax(-1) == labels).sum())
+        picked = probs[np.arange(len(labels)), labels]
+        loss += float(-np.log(np.clip(picked, 1e-7, 1.0)).sum())
+        total += len(labels)
+    if total == 0:
+        raise UserInputError("Cannot evaluate on an empty dataset.")
+    return {"accuracy": correct / total, "loss": loss / total, "examples": total}
+
+
+def _custom_objects_loaded():
+    # Importing registers every serializable layer and schedule of the package.
+    import keras_convnets.models  # noqa: F401
+    import keras_convnets.training.schedules  # noqa: F401
+
+
+def resolve_model_path(path: str) -> tuple[str, dict | None]:
+    """`path` is a run directory or a `.keras` file; returns (file, run record)."""
+    if os.path.isdir(path):
+        model_path = os.path.join(path, "model.keras")
+        run_json = os.path.join(path, "run.json")
+    else:
+        model_path = path
+        run_json = os.path.join(os.path.dirname(os.path.abspath(path)), "run.json")
+    if not os.path.isfile(model_path):
+        where = (
+            f"{path} has no model.keras (unfinished run?)"
+            if os.path.isdir(path)
+            else f"{path} not found"
+        )
+        raise UserInputError(f"Model file missing: {where}.")
+    record = io.read_json(run_json) if os.path.isfile(run_json) else None
+    return model_path, record
+
+
+def load_model(path: str) -> tuple[keras.Model, dict | None]:
+    """Loads a model (run directory or `.keras` file) in Keras's safe mode.
+
+    Returns:
+        `(model, run record or None)`.
+    """
+    model_path, record = resolve_model_path(path)
+    _custom_objects_loaded()
+    try:
+        model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserInputError(
+            f"{model_path}: cannot load model ({first[:300]})."
+        ) from None
+    return model, record
+
+
+def evaluate(
+    path: str,
+    dataset: str | None = None,
+    split: str = "test",
+    batch_size: int = 256,
+    data_dir: str | None = None,
+    tfds_data_dir: str | None = None,
+) -> dict:
+    """Evaluates a saved model on a dataset split.
+
+    Args:
+        path: str. A run directory or a `.keras` file.
+        dataset: str. Dataset name; defaults to the run's own dataset.
+        split: str. `test` (default), `validation` or `train` (the validation
+            split is carved with the run's seed and fraction when known).
+        batch_size: int. Evaluation batch size.
+
+    Returns:
+        `{"accuracy", "loss", "examples", "dataset", "split", "model_path"}`.
+    """
+    model, record = load_model(path)
+    options = {}
+    if record:
+        cfg = record["config"]
+        dataset = dataset or cfg["dataset"]
+        options = dict(
+            seed=cfg["seed"],
+            validation_fraction=cfg["validation_fraction"],
+            image_size=cfg.get("image_size"),
+        )
+        data_dir = data_dir or cfg.get("data_dir")
+        tfds_data_dir = tfds_data_dir or cfg.get("tfds_data_dir")
+    if not dataset:
+        raise UserInputError(f"{path}: no run.json beside the model; pass --dataset.")
+    ds, info = load_dataset(
+        dataset,
+        split,
+        batch_size=batch_size,
+        data_dir=data_dir,
+        tfds_data_dir=tfds_data_dir,
+        **options,
+    )
+    _check_compatible(model, info)
+    result = evaluate_model(model, ds)
+    result.update(
+        dataset=info.name, split=split, model_path=resolve_model_path(path)[0]
+    )
+    return result
+
+
+def _check_compatible(model, info):
+    model_shape = tuple(model.input_shape[1:])
+    outputs = model.output_shape[-1]
+    if any(m is not None and m != d for m, d in zip(model_shape, info.image_shape)) or (
+        outputs != info.num_classes
+    ):
+        raise UserInputError(
+            f"Model expects {model_shape} images and {outputs} classes; dataset "
+            f"{info.name!r} has {info.image_shape} images and {info.num_classes} classes."
+        )
+
+
+def predict(path: str, image_paths: list[str], top_k: int = 3) -> list[dict]:
+    """Top-k classes for image files (PNG, JPEG, BMP, GIF).
+
+    Images are converted to the model's channels, resized to its input size
+    and scaled to [0, 1], as in training.
+
+    Returns:
+        One `{"image": path, "top": [{"class", "index", "probability"}, ...]}`
+        per image.
+    """
+    if top_k < 1:
+        raise UserInputError(f"top_k must be >= 1. Received: top_k={top_k}")
+    model, record = load_model(path)
+    height, width, channels = model.input_shape[1:]
+    class_names = record["dataset"]["class_names"] if record else None
+    batch = []
+    for image_path in image_paths:
+        if not os.path.isfile(image_path):
+            raise UserInputError(f"Image not found: {image_path}")
+        try:
+            image = tf.io.decode_image(
+                tf.io.read_file(image_path), channels=channels, expand_animations=False
+            )
+        except tf.errors.OpError:
+            raise UserInputError(
+                f"{image_path}: not a PNG, JPEG, BMP or GIF image."
+            ) from None
+        image = tf.image.resize(
+            tf.cast(image, tf.float32), (height, width), antialias=True
+        )
+        batch.append(tf.clip_by_value(image / 255.0, 0.0, 1.0))
+    probs = model.predict(tf.stack(batch), verbose=0)
+    results = []
+    for image_path, p in zip(image_paths, probs):
+        order = np.argsort(-p)[:top_k]
+        results.append(
+            {
+                "image": image_path,
+                "top": [
+                    {
+                        "class": class_names[i] if class_names else str(i),
+                        "index": int(i),
+                        "probability": float(p[i]),
+                    }
+                    for i in order
+                ],
+            }
+        )
+    return results
