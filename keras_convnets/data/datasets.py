@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import glob
 import os
+import socket
 from collections.abc import Callable
 
 import numpy as np
@@ -229,7 +230,32 @@ def _tfds_builder(name: str, tfds_data_dir: str | None):
     return builder
 
 
+def _online(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
+    """Whether TFDS could download: one quick connection, not TFDS's minutes of retries."""
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _is_prepared(builder) -> bool:
+    try:
+        return bool(builder.is_prepared())
+    except Exception:  # older TFDS or mocked builders
+        return False
+
+
 def _prepare_tfds(builder, name: str, data_dir: str | None):
+    if not _is_prepared(builder) and not _online():
+        reason = "no IDX files, TFDS data not prepared, and offline"
+        if name in _IDX_DATASETS:
+            raise _no_data_error(name, data_dir, reason)
+        raise DataNotFoundError(
+            f"TFDS dataset {name!r} is not prepared in {builder.data_dir} and this "
+            f"machine is offline. Go online once, or pass --tfds-data-dir to a "
+            f"folder where it is prepared."
+        )
     try:
         builder.download_and_prepare()
     except Exception as e:

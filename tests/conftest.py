@@ -1,0 +1,93 @@
+"""Shared fixtures: seeding, the real Fashion-MNIST files, small real subsets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+from keras_convnets.data import datasets  # noqa: E402
+from keras_convnets.data.idx import read_idx_pair, write_idx  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(1234)
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_dir():
+    """The folder of the real Fashion-MNIST IDX files.
+
+    Skipped where they are missing, except under CI, where `.ci/run` installs
+    them: there a missing dataset is a failure, not a silent skip.
+    """
+    directory = datasets.find_idx_source("fashion_mnist")
+    if directory is None:
+        message = "Fashion-MNIST IDX files not found (run `make data`)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def small_fashion_dir(tmp_path_factory, fashion_mnist_dir):
+    """A small real subset of Fashion-MNIST as IDX files: 1,200 train, 300 test.
+
+    The first images of each official split, so every test run sees the same
+    real images, at a size that trains in seconds.
+    """
+    out = tmp_path_factory.mktemp("fashion_small")
+    for split, n in (("train", 1200), ("test", 300)):
+        images_path, labels_path = datasets._find_idx_files(fashion_mnist_dir, split)
+        images, labels = read_idx_pair(images_path, labels_path, 10)
+        stem_images, stem_labels = datasets._IDX_FILES[split]
+        write_idx(str(out / f"{stem_images}.gz"), images[:n, :, :, 0])
+        write_idx(str(out / f"{stem_labels}.gz"), labels[:n])
+    return str(out)
+
+
+def run_cli(*args, cwd=None, timeout=300, env=None, check=False):
+    """Runs `python -m keras_convnets ARGS` as a real subprocess."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_convnets", *map(str, args)],
+        cwd=cwd or REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\n"
+            f"stderr:\n{result.stderr[-3000:]}"
+        )
+    return result
+
+
+def assert_one_line_error(result, *fragments, code=2):
+    """A user error: the given exit code, one line on stderr, no traceback."""
+    assert result.returncode == code, (result.returncode, result.stderr[-2000:])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if "error:" in line]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+    return errors[0]
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)

@@ -1,0 +1,242 @@
+"""load_dataset: real Fashion-MNIST, splits, TFDS (mocked), folders, errors."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from keras_convnets import load_dataset
+from keras_convnets.data import datasets
+from keras_convnets.data.idx import write_idx
+from keras_convnets.errors import DataNotFoundError, UserInputError
+
+
+def _collect(ds):
+    images, labels = [], []
+    for x, y in ds:
+        images.append(x.numpy())
+        labels.append(y.numpy())
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def test_real_fashion_mnist_splits(fashion_mnist_dir):
+    ds, info = load_dataset("fashion_mnist", "validation", batch_size=1000)
+    assert info.sizes == {"train": 54000, "validation": 6000, "test": 10000}
+    assert info.image_shape == (28, 28, 1) and info.num_classes == 10
+    assert info.class_names[0] == "T-shirt/top" and info.class_names[9] == "Ankle boot"
+    assert info.source.startswith("idx:")
+    images, labels = _collect(ds)
+    assert images.shape == (6000, 28, 28, 1) and images.dtype == np.float32
+    assert labels.dtype == np.int64 and set(np.unique(labels)) == set(range(10))
+    assert images.min() == 0.0 and images.max() == 1.0
+    test_ds, _ = load_dataset("fashion_mnist", "test", batch_size=2500)
+    assert sum(int(x.shape[0]) for x, _ in test_ds) == 10000
+
+
+def test_name_aliases(fashion_mnist_dir):
+    _, info = load_dataset("Fashion-MNIST", "test")
+    assert info.name == "fashion_mnist"
+
+
+def test_validation_split_is_seeded_disjoint_and_stable(small_fashion_dir):
+    kw = dict(data_dir=small_fashion_dir, batch_size=4096, validation_fraction=0.25)
+    val_a, _ = _collect(load_dataset("fashion_mnist", "validation", seed=1, **kw)[0])
+    val_b, _ = _collect(load_dataset("fashion_mnist", "validation", seed=1, **kw)[0])
+    val_c, _ = _collect(load_dataset("fashion_mnist", "validation", seed=2, **kw)[0])
+    train, _ = _collect(load_dataset("fashion_mnist", "train", seed=1, shuffle=False, **kw)[0])
+    np.testing.assert_array_equal(val_a, val_b)
+    assert not np.array_equal(val_a, val_c)
+    assert len(val_a) == 300 and len(train) == 900
+    flat = lambda a: {row.tobytes() for row in a.reshape(len(a), -1)}  # noqa: E731
+    assert not flat(val_a) & flat(train)
+    # The validation set does not move when training on a fraction.
+    val_d, _ = _collect(
+        load_dataset("fashion_mnist", "validation", seed=1, train_fraction=0.1, **kw)[0]
+    )
+    np.testing.assert_array_equal(val_a, val_d)
+
+
+def test_train_fraction_is_a_seeded_subset(small_fashion_dir):
+    ds, info = load_dataset(
+        "fashion_mnist", "train", data_dir=small_fashion_dir, train_fraction=0.1, batch_size=64
+    )
+    assert info.sizes["train"] == 108  # round(0.1 * (1200 - 120))
+    assert sum(int(x.shape[0]) for x, _ in ds) == 108
+
+
+def test_shuffle_is_seeded_and_reshuffles_each_epoch(small_fashion_dir):
+    def epochs(seed):
+        ds, _ = load_dataset(
+            "fashion_mnist", "train", data_dir=small_fashion_dir, batch_size=1080, seed=seed
+        )
+        return [y.numpy() for _, y in ds.repeat(2)]
+
+    a, b = epochs(5), epochs(5)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], a[1])  # a new order every epoch
+    assert sorted(a[0].tolist()) == sorted(a[1].tolist())
+
+
+def test_pipeline_order_cache_shuffle_batch_map_prefetch(small_fashion_dir):
+    ds, _ = load_dataset("fashion_mnist", "train", data_dir=small_fashion_dir, batch_size=32)
+    # Walk the dataset graph from the output back to the source.
+    kinds = []
+    node = ds
+    while True:
+        kinds.append(type(node).__name__)
+        inputs = node._inputs()
+        if not inputs:
+            break
+        node = inputs[0]
+    stages = ("Cache", "Shuffle", "Batch", "ParallelMap", "Prefetch")
+    order = [k.strip("_") for k in kinds if k.strip("_").startswith(stages)]
+    assert order == [
+        "PrefetchDataset",
+        "ParallelMapDataset",
+        "BatchDataset",
+        "ShuffleDataset",
+        "CacheDataset",
+    ], kinds
+
+
+def test_map_fn_runs_on_float_batches(small_fashion_dir):
+    seen = {}
+
+    def map_fn(images, labels):
+        seen["dtype"] = images.dtype
+        seen["rank"] = images.shape.rank
+        return images * 2.0, labels
+
+    ds, _ = load_dataset(
+        "fashion_mnist", "test", data_dir=small_fashion_dir, batch_size=10, map_fn=map_fn
+    )
+    x, _ = next(iter(ds))
+    assert seen == {"dtype": tf.float32, "rank": 4}
+    assert float(x.numpy().max()) == pytest.approx(2.0)
+
+
+def test_image_size_resizes(small_fashion_dir):
+    ds, info = load_dataset(
+        "fashion_mnist", "test", data_dir=small_fashion_dir, batch_size=4, image_size=(32, 32)
+    )
+    assert info.image_shape == (32, 32, 1)
+    assert next(iter(ds))[0].shape == (4, 32, 32, 1)
+
+
+def test_env_var_and_subfolder_layout(tmp_path, small_fashion_dir, monkeypatch):
+    target = tmp_path / "fashion-mnist"
+    target.mkdir()
+    for name in os.listdir(small_fashion_dir):
+        (target / name).write_bytes(open(os.path.join(small_fashion_dir, name), "rb").read())
+    monkeypatch.setenv(datasets.ENV_DATA_DIR, str(tmp_path))
+    datasets._get_source.cache_clear()
+    _, info = load_dataset("fashion_mnist", "test")
+    assert info.source == f"idx:{target}" and info.sizes["test"] == 300
+
+
+def test_corrupt_file_in_data_dir_names_the_file(tmp_path, small_fashion_dir):
+    for name in os.listdir(small_fashion_dir):
+        (tmp_path / name).write_bytes(open(os.path.join(small_fashion_dir, name), "rb").read())
+    labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes()[:40])
+    with pytest.raises(UserInputError, match="t10k-labels-idx1-ubyte.gz"):
+        load_dataset("fashion_mnist", "test", data_dir=str(tmp_path))
+
+
+def test_no_data_and_offline_gives_the_three_ways(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "DEBIAN_DATA_ROOT", str(tmp_path / "none"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv(datasets.ENV_DATA_DIR, raising=False)
+    monkeypatch.setattr(datasets, "_online", lambda *a, **k: False)
+    datasets._get_source.cache_clear()
+    with pytest.raises(DataNotFoundError) as e:
+        load_dataset("fashion_mnist", "train", tfds_data_dir=str(tmp_path / "tfds"))
+    message = str(e.value)
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert "--data-dir" in message and datasets.ENV_DATA_DIR in message
+    assert "TensorFlow Datasets" in message
+
+
+def test_unknown_dataset_and_split():
+    with pytest.raises(UserInputError, match="Unknown dataset 'no_such_dataset'"):
+        load_dataset("no_such_dataset", "train")
+    with pytest.raises(UserInputError, match="split must be one of"):
+        load_dataset("fashion_mnist", "dev")
+    with pytest.raises(UserInputError, match="Dataset folder not found"):
+        load_dataset("./missing/folder", "train")
+
+
+def test_tfds_path_with_mock_data(monkeypatch):
+    # mock_data replaces TFDS's download and reading; tell the loader we are online.
+    monkeypatch.setattr(datasets, "_online", lambda *a, **k: True)
+    datasets._get_source.cache_clear()
+    with tfds.testing.mock_data(num_examples=40):
+        train, info = load_dataset("cifar10", "train", batch_size=8, validation_fraction=0.25)
+        val, _ = load_dataset("cifar10", "validation", batch_size=8, validation_fraction=0.25)
+        test, _ = load_dataset("cifar10", "test", batch_size=8)
+        x, y = next(iter(train))
+        assert info.source.startswith("tfds:cifar10")
+        assert info.image_shape == (32, 32, 3) and info.num_classes == 10
+        assert len(info.class_names) == 10  # mock metadata has no label names
+        assert info.sizes == {"train": 30, "validation": 10, "test": 40}
+        assert x.dtype == tf.float32 and x.shape == (8, 32, 32, 3) and y.dtype == tf.int64
+        assert 0.0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 1.0
+        assert sum(int(x.shape[0]) for x, _ in train) == 30
+        assert sum(int(x.shape[0]) for x, _ in val) == 10
+    datasets._get_source.cache_clear()
+
+
+def _write_png(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(tf.io.encode_png(array).numpy())
+
+
+def test_image_folder(tmp_path, rng):
+    for cls in ("cat", "dog", "eel"):
+        for i in range(10):
+            _write_png(tmp_path / cls / f"{i}.png", rng.integers(0, 255, (12, 10, 3), dtype=np.uint8))
+    ds, info = load_dataset(str(tmp_path), "train", batch_size=64, validation_fraction=0.2)
+    assert info.class_names == ("cat", "dog", "eel")
+    assert info.image_shape == (12, 10, 3)
+    # 30 images: 3 held out as test, 27 left, of which round(5.4) = 5 validation.
+    assert info.sizes == {"train": 22, "validation": 5, "test": 3}
+    images, labels = _collect(ds)
+    assert images.shape == (22, 12, 10, 3) and images.dtype == np.float32
+    assert set(labels) <= {0, 1, 2}
+    _, test_labels = _collect(load_dataset(str(tmp_path), "test", batch_size=64)[0])
+    assert len(test_labels) == 3
+
+
+def test_image_folder_with_train_and_test(tmp_path, rng):
+    for split, n in (("train", 6), ("test", 2)):
+        for cls in ("a", "b"):
+            for i in range(n):
+                _write_png(
+                    tmp_path / split / cls / f"{i}.png", rng.integers(0, 255, (8, 8, 1), dtype=np.uint8)
+                )
+    _, info = load_dataset(str(tmp_path), "test", image_size=(16, 16), validation_fraction=0.25)
+    assert info.sizes == {"train": 9, "validation": 3, "test": 4}
+    assert info.image_shape == (16, 16, 1)
+
+
+def test_image_folder_without_classes(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"")
+    with pytest.raises(UserInputError, match="one sub-folder of images per class"):
+        load_dataset(str(tmp_path), "train")
+
+
+def test_split_indices_validation():
+    parts = datasets.split_indices(100, 0.1, 0.5, seed=0)
+    assert len(parts["validation"]) == 10 and len(parts["train"]) == 45
+    with pytest.raises(UserInputError, match="validation_fraction"):
+        datasets.split_indices(10, 1.0, 1.0, 0)
+    with pytest.raises(UserInputError, match="train_fraction"):
+        datasets.split_indices(10, 0.1, 0.0, 0)
+
+
+def test_write_idx_helper_matches_reader(tmp_path):
+    write_idx(str(tmp_path / "x"), np.zeros((2, 2), np.uint8))
+    assert (tmp_path / "x").read_bytes()[:4] == b"\x00\x00\x08\x02"
