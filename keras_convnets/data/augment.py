@@ -132,10 +132,30 @@ def _split(seed, num):
     )
 
 
-def _uniform(seed, batch, minval=0.0, maxval=1.0):
-    return tf.random.stateless_uniform(
-        [batch], seed, minval=minval, maxval=maxval, alg=_ALG
+def _random(shape, seed, minval=0.0, maxval=1.0):
+    """Uniform floats in `[minval, maxval)`, identical in graph mode and XLA.
+
+    `tf.random.stateless_uniform` turns the same random bits into different
+    floats under XLA than in graph mode; bounded integers agree, so floats are
+    made from 24-bit integers here.
+    """
+    bits = tf.random.stateless_uniform(
+        shape, seed, minval=0, maxval=1 << 24, dtype=tf.int32, alg=_ALG
     )
+    unit = tf.cast(bits, tf.float32) * (1.0 / (1 << 24))
+    return minval + (maxval - minval) * unit
+
+
+def _permutation(seed, size):
+    """A random permutation of `range(size)` (sorting random 31-bit keys)."""
+    keys = tf.random.stateless_uniform(
+        [size], seed, minval=0, maxval=(1 << 31) - 1, dtype=tf.int32, alg=_ALG
+    )
+    return tf.argsort(keys, stable=True)
+
+
+def _uniform(seed, batch, minval=0.0, maxval=1.0):
+    return _random([batch], seed, minval, maxval)
 
 
 def _randint(seed, batch, minval, maxval):
@@ -173,9 +193,11 @@ def _gamma(seed, shape, alpha, trials=8):
     boosted = alpha + 1.0
     d = boosted - 1.0 / 3.0
     c = 1.0 / math.sqrt(9.0 * d)
-    seed_n, seed_u, seed_boost = _split(seed, 3)
-    normal = tf.random.stateless_normal([trials, *shape], seed_n, alg=_ALG)
-    uniform = tf.random.stateless_uniform([trials, *shape], seed_u, alg=_ALG)
+    seed_r, seed_t, seed_u, seed_boost = _split(seed, 4)
+    # Box-Muller, from the portable uniform draws.
+    radius = tf.sqrt(-2.0 * tf.math.log(1.0 - _random([trials, *shape], seed_r)))
+    normal = radius * tf.cos(2.0 * math.pi * _random([trials, *shape], seed_t))
+    uniform = _random([trials, *shape], seed_u)
     v = (1.0 + c * normal) ** 3
     log_v = tf.math.log(tf.maximum(v, 1e-30))
     accept = (v > 0.0) & (
@@ -186,9 +208,7 @@ def _gamma(seed, shape, alpha, trials=8):
     chosen = tf.gather(tf.transpose(d * v), first[..., None], batch_dims=1)[..., 0]
     fallback = tf.fill(tf.shape(chosen), d)
     sample = tf.where(tf.reduce_any(accept, axis=0), chosen, fallback)
-    boost = tf.random.stateless_uniform(
-        shape, seed_boost, minval=1e-12, maxval=1.0, alg=_ALG
-    )
+    boost = 1.0 - _random(shape, seed_boost)
     return sample * boost ** (1.0 / alpha)
 
 
@@ -734,9 +754,7 @@ def random_erasing(
     mask = _box_mask(height, width, y0, y0 + box_h, x0, x0 + box_w)
     mask &= _per_image(_bernoulli(seeds[4], batch, rate))
     if fill_value is None:
-        fill = tf.random.stateless_uniform(
-            [batch, height, width, channels], seeds[5], dtype=images.dtype, alg=_ALG
-        )
+        fill = _random([batch, height, width, channels], seeds[5])
     else:
         fill = tf.cast(fill_value, images.dtype)
     return tf.where(mask, fill, images)
@@ -744,7 +762,7 @@ def random_erasing(
 
 def _partners(seed, batch):
     """A random permutation of the batch: image i is mixed with image p[i]."""
-    return tf.argsort(tf.random.stateless_uniform([batch], seed, alg=_ALG))
+    return _permutation(seed, batch)
 
 
 def _check_labels(labels, policy):
@@ -862,7 +880,7 @@ def _ra_round(images, seed, m, bits, fill_value):
     group = (batch + count - 1) // count
     slots = group * count
     seed_perm, seed_sign = _split(seed, 2)
-    source = tf.argsort(tf.random.stateless_uniform([slots], seed_perm, alg=_ALG))
+    source = _permutation(seed_perm, slots)
     dealt = tf.gather(images, tf.minimum(source, batch - 1))
     dealt = tf.reshape(dealt, [group, count, height, width, channels])
     sign = tf.where(_bernoulli(seed_sign, slots, 0.5), -1.0, 1.0)
