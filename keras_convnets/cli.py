@@ -271,37 +271,44 @@ def _add_models_parser(subparsers):
     p = subparsers.add_parser(
         "models",
         help="list registered architectures",
-        description="List registered models with parameters and a description.",
+        description="List registered models with parameters, forward FLOPs per image "
+        "(a multiply-add counts 2) and a description.",
         epilog="examples:\n  keras-convnets models\n  keras-convnets models --input-shape 28,28,1",
         formatter_class=_formatter,
     )
     p.add_argument(
-        "--input-shape", type=_shape, metavar="H,W,C", help="build at this shape"
+        "--input-shape",
+        type=_shape,
+        metavar="H,W,C",
+        help="build every model at this shape (default: each model's usual one)",
     )
-    p.add_argument("--num-classes", type=_positive_int, default=10)
+    p.add_argument(
+        "--num-classes",
+        type=_positive_int,
+        help="classes (default: 1000 for ImageNet-sized models, else 10)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_models)
 
 
 def _cmd_models(args):
-    from keras_convnets.models.registry import get_model_entry, list_models
+    from keras_convnets.models.flops import describe_models
 
-    rows = []
-    shape = args.input_shape or (28, 28, 1)
-    for name in list_models():
-        entry = get_model_entry(name)
-        row = {"name": name, "description": entry.description}
-        model = entry.build(shape, args.num_classes)
-        row["params"] = int(model.count_params())
-        row["input_shape"] = list(shape)
-        rows.append(row)
+    rows = describe_models(args.input_shape, args.num_classes)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     width = max(len(r["name"]) for r in rows)
-    print(f"{'name':<{width}}  {'params':>12}  description")
+    print(
+        f"{'name':<{width}}  {'input':>11}  {'params':>12}  {'GFLOPs':>8}  description"
+    )
     for r in rows:
-        print(f"{r['name']:<{width}}  {r['params']:>12,}  {r['description']}")
+        shape = "x".join(str(d) for d in r["input_shape"])
+        if r["params"] is None:
+            size = f"{'-':>12}  {'-':>8}  {r['description']} ({r['error']})"
+        else:
+            size = f"{r['params']:>12,}  {r['flops'] / 1e9:>8.3f}  {r['description']}"
+        print(f"{r['name']:<{width}}  {shape:>11}  {size}")
     return 0
 
 

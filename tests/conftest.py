@@ -79,8 +79,10 @@ def run_cli(*args, cwd=None, timeout=300, env=None, check=False):
 def assert_one_line_error(result, *fragments, code=2):
     """A user error: the given exit code, one line on stderr, no traceback."""
     assert result.returncode == code, (result.returncode, result.stderr[-2000:])
+    # TensorFlow's C++ start-up lines (I0000..., E0000 ... cuInit) may precede
+    # ours on stderr; the package's own message is the one `keras-convnets` line.
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if "error:" in line]
+    errors = [line for line in lines if line.startswith("keras-convnets")]
     assert len(errors) == 1, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     for fragment in fragments:

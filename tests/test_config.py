@@ -42,9 +42,15 @@ def test_flag_recipe_overrides_file_recipe(tmp_path):
 
 def test_file_values_are_coerced_and_checked(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("image-size: 32,32\njit_compile: auto\nmodel_kwargs: {dropout: 0.5}\n")
+    path.write_text(
+        "image-size: 32,32\njit_compile: auto\nmodel_kwargs: {dropout: 0.5}\n"
+    )
     values = read_config_file(str(path))
-    assert values == {"image_size": (32, 32), "jit_compile": None, "model_kwargs": {"dropout": 0.5}}
+    assert values == {
+        "image_size": (32, 32),
+        "jit_compile": None,
+        "model_kwargs": {"dropout": 0.5},
+    }
 
 
 @pytest.mark.parametrize(
@@ -88,7 +94,9 @@ def test_bad_values(flags, match):
 
 
 def test_round_trip_through_dict():
-    config = resolve_config({}, {"image_size": (40, 40), "model_kwargs": {"dropout": 0.1}})
+    config = resolve_config(
+        {}, {"image_size": (40, 40), "model_kwargs": {"dropout": 0.1}}
+    )
     assert config_from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 

@@ -45,7 +45,9 @@ def test_validation_split_is_seeded_disjoint_and_stable(small_fashion_dir):
     val_a, _ = _collect(load_dataset("fashion_mnist", "validation", seed=1, **kw)[0])
     val_b, _ = _collect(load_dataset("fashion_mnist", "validation", seed=1, **kw)[0])
     val_c, _ = _collect(load_dataset("fashion_mnist", "validation", seed=2, **kw)[0])
-    train, _ = _collect(load_dataset("fashion_mnist", "train", seed=1, shuffle=False, **kw)[0])
+    train, _ = _collect(
+        load_dataset("fashion_mnist", "train", seed=1, shuffle=False, **kw)[0]
+    )
     np.testing.assert_array_equal(val_a, val_b)
     assert not np.array_equal(val_a, val_c)
     assert len(val_a) == 300 and len(train) == 900
@@ -60,7 +62,11 @@ def test_validation_split_is_seeded_disjoint_and_stable(small_fashion_dir):
 
 def test_train_fraction_is_a_seeded_subset(small_fashion_dir):
     ds, info = load_dataset(
-        "fashion_mnist", "train", data_dir=small_fashion_dir, train_fraction=0.1, batch_size=64
+        "fashion_mnist",
+        "train",
+        data_dir=small_fashion_dir,
+        train_fraction=0.1,
+        batch_size=64,
     )
     assert info.sizes["train"] == 108  # round(0.1 * (1200 - 120))
     assert sum(int(x.shape[0]) for x, _ in ds) == 108
@@ -69,7 +75,11 @@ def test_train_fraction_is_a_seeded_subset(small_fashion_dir):
 def test_shuffle_is_seeded_and_reshuffles_each_epoch(small_fashion_dir):
     def epochs(seed):
         ds, _ = load_dataset(
-            "fashion_mnist", "train", data_dir=small_fashion_dir, batch_size=1080, seed=seed
+            "fashion_mnist",
+            "train",
+            data_dir=small_fashion_dir,
+            batch_size=1080,
+            seed=seed,
         )
         return [y.numpy() for _, y in ds.repeat(2)]
 
@@ -81,7 +91,9 @@ def test_shuffle_is_seeded_and_reshuffles_each_epoch(small_fashion_dir):
 
 
 def test_pipeline_order_cache_shuffle_batch_map_prefetch(small_fashion_dir):
-    ds, _ = load_dataset("fashion_mnist", "train", data_dir=small_fashion_dir, batch_size=32)
+    ds, _ = load_dataset(
+        "fashion_mnist", "train", data_dir=small_fashion_dir, batch_size=32
+    )
     # Walk the dataset graph from the output back to the source.
     kinds = []
     node = ds
@@ -111,7 +123,11 @@ def test_map_fn_runs_on_float_batches(small_fashion_dir):
         return images * 2.0, labels
 
     ds, _ = load_dataset(
-        "fashion_mnist", "test", data_dir=small_fashion_dir, batch_size=10, map_fn=map_fn
+        "fashion_mnist",
+        "test",
+        data_dir=small_fashion_dir,
+        batch_size=10,
+        map_fn=map_fn,
     )
     x, _ = next(iter(ds))
     assert seen == {"dtype": tf.float32, "rank": 4}
@@ -120,7 +136,11 @@ def test_map_fn_runs_on_float_batches(small_fashion_dir):
 
 def test_image_size_resizes(small_fashion_dir):
     ds, info = load_dataset(
-        "fashion_mnist", "test", data_dir=small_fashion_dir, batch_size=4, image_size=(32, 32)
+        "fashion_mnist",
+        "test",
+        data_dir=small_fashion_dir,
+        batch_size=4,
+        image_size=(32, 32),
     )
     assert info.image_shape == (32, 32, 1)
     assert next(iter(ds))[0].shape == (4, 32, 32, 1)
@@ -130,7 +150,9 @@ def test_env_var_and_subfolder_layout(tmp_path, small_fashion_dir, monkeypatch):
     target = tmp_path / "fashion-mnist"
     target.mkdir()
     for name in os.listdir(small_fashion_dir):
-        (target / name).write_bytes(open(os.path.join(small_fashion_dir, name), "rb").read())
+        (target / name).write_bytes(
+            open(os.path.join(small_fashion_dir, name), "rb").read()
+        )
     monkeypatch.setenv(datasets.ENV_DATA_DIR, str(tmp_path))
     datasets._get_source.cache_clear()
     _, info = load_dataset("fashion_mnist", "test")
@@ -139,7 +161,9 @@ def test_env_var_and_subfolder_layout(tmp_path, small_fashion_dir, monkeypatch):
 
 def test_corrupt_file_in_data_dir_names_the_file(tmp_path, small_fashion_dir):
     for name in os.listdir(small_fashion_dir):
-        (tmp_path / name).write_bytes(open(os.path.join(small_fashion_dir, name), "rb").read())
+        (tmp_path / name).write_bytes(
+            open(os.path.join(small_fashion_dir, name), "rb").read()
+        )
     labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
     labels.write_bytes(labels.read_bytes()[:40])
     with pytest.raises(UserInputError, match="t10k-labels-idx1-ubyte.gz"):
@@ -174,15 +198,21 @@ def test_tfds_path_with_mock_data(monkeypatch):
     monkeypatch.setattr(datasets, "_online", lambda *a, **k: True)
     datasets._get_source.cache_clear()
     with tfds.testing.mock_data(num_examples=40):
-        train, info = load_dataset("cifar10", "train", batch_size=8, validation_fraction=0.25)
-        val, _ = load_dataset("cifar10", "validation", batch_size=8, validation_fraction=0.25)
+        train, info = load_dataset(
+            "cifar10", "train", batch_size=8, validation_fraction=0.25
+        )
+        val, _ = load_dataset(
+            "cifar10", "validation", batch_size=8, validation_fraction=0.25
+        )
         test, _ = load_dataset("cifar10", "test", batch_size=8)
         x, y = next(iter(train))
         assert info.source.startswith("tfds:cifar10")
         assert info.image_shape == (32, 32, 3) and info.num_classes == 10
         assert len(info.class_names) == 10  # mock metadata has no label names
         assert info.sizes == {"train": 30, "validation": 10, "test": 40}
-        assert x.dtype == tf.float32 and x.shape == (8, 32, 32, 3) and y.dtype == tf.int64
+        assert (
+            x.dtype == tf.float32 and x.shape == (8, 32, 32, 3) and y.dtype == tf.int64
+        )
         assert 0.0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 1.0
         assert sum(int(x.shape[0]) for x, _ in train) == 30
         assert sum(int(x.shape[0]) for x, _ in val) == 10
@@ -197,8 +227,13 @@ def _write_png(path, array):
 def test_image_folder(tmp_path, rng):
     for cls in ("cat", "dog", "eel"):
         for i in range(10):
-            _write_png(tmp_path / cls / f"{i}.png", rng.integers(0, 255, (12, 10, 3), dtype=np.uint8))
-    ds, info = load_dataset(str(tmp_path), "train", batch_size=64, validation_fraction=0.2)
+            _write_png(
+                tmp_path / cls / f"{i}.png",
+                rng.integers(0, 255, (12, 10, 3), dtype=np.uint8),
+            )
+    ds, info = load_dataset(
+        str(tmp_path), "train", batch_size=64, validation_fraction=0.2
+    )
     assert info.class_names == ("cat", "dog", "eel")
     assert info.image_shape == (12, 10, 3)
     # 30 images: 3 held out as test, 27 left, of which round(5.4) = 5 validation.
@@ -215,9 +250,12 @@ def test_image_folder_with_train_and_test(tmp_path, rng):
         for cls in ("a", "b"):
             for i in range(n):
                 _write_png(
-                    tmp_path / split / cls / f"{i}.png", rng.integers(0, 255, (8, 8, 1), dtype=np.uint8)
+                    tmp_path / split / cls / f"{i}.png",
+                    rng.integers(0, 255, (8, 8, 1), dtype=np.uint8),
                 )
-    _, info = load_dataset(str(tmp_path), "test", image_size=(16, 16), validation_fraction=0.25)
+    _, info = load_dataset(
+        str(tmp_path), "test", image_size=(16, 16), validation_fraction=0.25
+    )
     assert info.sizes == {"train": 9, "validation": 3, "test": 4}
     assert info.image_shape == (16, 16, 1)
 

@@ -110,4 +110,6 @@ def test_gzip_of_valid_data_equals_raw(tmp_path, rng):
     array = rng.integers(0, 255, (2, 3, 3), dtype=np.uint8)
     write_idx(str(tmp_path / "raw"), array)
     (tmp_path / "z.gz").write_bytes(gzip.compress((tmp_path / "raw").read_bytes()))
-    np.testing.assert_array_equal(read_idx(str(tmp_path / "z.gz")), read_idx(str(tmp_path / "raw")))
+    np.testing.assert_array_equal(
+        read_idx(str(tmp_path / "z.gz")), read_idx(str(tmp_path / "raw"))
+    )

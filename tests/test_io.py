@@ -38,7 +38,10 @@ def test_failed_write_keeps_the_old_file(tmp_path):
 def test_full_disk_gives_a_clear_error(tmp_path):
     path = tmp_path / "a.bin"
     io.atomic_write_bytes(str(path), b"old")
-    with pytest.raises(UserInputError, match="previous file is kept"), io.atomic_path(str(path)):
+    with (
+        pytest.raises(UserInputError, match="previous file is kept"),
+        io.atomic_path(str(path)),
+    ):
         raise OSError(28, "No space left on device")
     assert path.read_bytes() == b"old"
 

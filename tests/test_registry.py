@@ -23,7 +23,9 @@ def test_baselines_build_and_run(name):
 
 
 def test_variant_overrides_and_kwargs():
-    small = get_model("simple_cnn", (32, 32, 3), 5, stackwise_num_filters=(4, 8), dense_units=0)
+    small = get_model(
+        "simple_cnn", (32, 32, 3), 5, stackwise_num_filters=(4, 8), dense_units=0
+    )
     assert small.get_layer("stage2_conv1").filters == 8
     assert small.output_shape == (None, 5)
     tiny = get_model("simple_cnn_tiny", (28, 28, 1), 10)

@@ -1,0 +1,227 @@
+"""The CLI as a user runs it: real subprocesses on a small real Fashion-MNIST subset."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO, assert_one_line_error, run_cli
+from keras_convnets.data import datasets
+from keras_convnets.data.idx import read_idx_pair
+
+
+def _train_args(workdir, data_dir, run_name="run", epochs=2, *extra):
+    return [
+        "train",
+        "--recipe", "quick",
+        "--data-dir", data_dir,
+        "--train-fraction", "1.0",
+        "--epochs", str(epochs),
+        "--batch-size", "64",
+        "--workdir", workdir,
+        "--run-name", run_name,
+        *extra,
+    ]  # fmt: skip
+
+
+def test_train_evaluate_predict(tmp_path, small_fashion_dir):
+    result = run_cli(*_train_args(tmp_path, small_fashion_dir), check=True)
+    out = result.stdout
+    assert "Epoch 1/2" in out and "Epoch 2/2" in out  # Keras's own progress output
+    run = tmp_path / "run"
+    record = json.loads((run / "run.json").read_text())
+    assert f"Model:         {run / 'model.keras'}" in out or "model.keras" in out
+    assert f"tensorboard --logdir {os.path.relpath(run / 'logs', REPO)}" in out
+    assert f"Test accuracy: {record['test_accuracy']:.4f}" in out
+
+    evaluated = run_cli("evaluate", run, "--json", check=True)
+    metrics = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert metrics["accuracy"] == pytest.approx(record["test_accuracy"], abs=1e-9)
+    assert metrics["loss"] == pytest.approx(record["test_loss"], rel=1e-6)
+
+    # A bare .keras file with an explicit dataset.
+    evaluated = run_cli(
+        "evaluate", run / "model.keras", "--dataset", "fashion_mnist",
+        "--data-dir", small_fashion_dir, "--json", check=True,
+    )  # fmt: skip
+    assert json.loads(evaluated.stdout.strip().splitlines()[-1])["examples"] == 300
+
+    # Predict on real test images written as PNG files.
+    images_path, labels_path = datasets._find_idx_files(small_fashion_dir, "test")
+    images, labels = read_idx_pair(images_path, labels_path, 10)
+    files = []
+    for i in range(3):
+        path = tmp_path / f"img{i}.png"
+        path.write_bytes(tf.io.encode_png(images[i]).numpy())
+        files.append(str(path))
+    predicted = run_cli("predict", run, *files, "--top-k", "2", "--json", check=True)
+    results = json.loads(predicted.stdout[predicted.stdout.index("[") :])
+    assert [r["image"] for r in results] == files
+    names = set(record["dataset"]["class_names"])
+    for r in results:
+        assert len(r["top"]) == 2 and {t["class"] for t in r["top"]} <= names
+        assert r["top"][0]["probability"] >= r["top"][1]["probability"]
+    # The CLI's predictions are the model's: same classes as an in-process forward pass.
+    import keras_convnets.training.train as train_lib
+
+    model, _ = train_lib.load_model(str(run))
+    expected = np.argmax(
+        model.predict(images[:3].astype("float32") / 255.0, verbose=0), -1
+    )
+    assert [r["top"][0]["index"] for r in results] == expected.tolist()
+
+
+def _wait_for(predicate, process, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"process ended early: {process.communicate()}")
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def _epochs_done(run):
+    path = run / "history.json"
+    try:
+        return len(json.loads(path.read_text()))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return 0
+
+
+def _popen(args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "keras_convnets", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_killed_run_resumes_when_rerun(tmp_path, small_fashion_dir):
+    args = _train_args(tmp_path, small_fashion_dir, "run", 25)
+    process = _popen(args)
+    run = tmp_path / "run"
+    _wait_for(lambda: _epochs_done(run) >= 2, process)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    done = _epochs_done(run)
+    assert 2 <= done < 25, done
+    assert (run / "backup").is_dir() and not (run / "run.json").exists()
+
+    result = run_cli(*args, check=True)
+    assert f"Resuming the unfinished run in {run}" in result.stdout
+    first_epoch = int(result.stdout.split("Epoch ")[1].split("/")[0])
+    assert first_epoch >= done  # it did not start over
+    record = json.loads((run / "run.json").read_text())
+    assert record["resumed"] is True
+    assert record["history"]["epoch"] == list(range(1, 26))
+    assert not (run / "backup").exists()
+
+
+def test_default_run_name_resumes_the_unfinished_run(tmp_path, small_fashion_dir):
+    args = _train_args(tmp_path, small_fashion_dir, "unused", 25)
+    args = args[: args.index("--run-name")]  # no --run-name: a timestamped one
+    process = _popen(args)
+    _wait_for(lambda: any(_epochs_done(p) >= 1 for p in tmp_path.iterdir()), process)
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    [run] = list(tmp_path.iterdir())
+    assert run.name.startswith("simple_cnn_tiny-fashion_mnist-")
+    result = run_cli(*args, check=True)
+    assert f"Resuming the unfinished run in {run}" in result.stdout
+    assert [p.name for p in tmp_path.iterdir()] == [run.name]
+
+
+def test_sigterm_stops_cleanly_and_keeps_the_backup(tmp_path, small_fashion_dir):
+    process = _popen(_train_args(tmp_path, small_fashion_dir, "run", 25))
+    run = tmp_path / "run"
+    _wait_for(lambda: _epochs_done(run) >= 1, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "interrupted; rerun the same command to resume" in stderr
+    assert (run / "backup").is_dir() and not (run / "run.json").exists()
+
+
+def test_diverging_run_stops_with_a_clear_error(tmp_path, small_fashion_dir):
+    result = run_cli(
+        *_train_args(tmp_path, small_fashion_dir, "nan", 2),
+        "--optimizer", "sgd", "--schedule", "constant", "--learning-rate", "1e30",
+    )  # fmt: skip
+    assert_one_line_error(result, "Training diverged: loss became", code=3)
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["train", "--model", "no_such_net"], ["Unknown model 'no_such_net'"]),
+        (["train", "--dataset", "no_such_data"], ["Unknown dataset 'no_such_data'"]),
+        (["train", "--epochs", "three"], ["argument --epochs: expected an integer"]),
+        (["train", "--epochs", "0"], ["Received: epochs=0"]),
+        (["train", "--optimizer", "lbfgs"], ["invalid choice: 'lbfgs'"]),
+        (
+            ["train", "--config", "missing.yaml"],
+            ["Config file not found: missing.yaml"],
+        ),
+        (["evaluate", "nowhere/model.keras"], ["nowhere/model.keras not found"]),
+        (["predict", "nowhere"], ["the following arguments are required: IMAGE"]),
+        (["no-such-command"], ["invalid choice: 'no-such-command'"]),
+    ],
+)
+def test_user_errors_are_one_line(args, fragments, tmp_path):
+    result = (
+        run_cli(*args, "--workdir", tmp_path) if args[0] == "train" else run_cli(*args)
+    )
+    assert_one_line_error(result, *fragments)
+
+
+def test_corrupt_data_names_the_file(tmp_path, small_fashion_dir):
+    for name in os.listdir(small_fashion_dir):
+        data = open(os.path.join(small_fashion_dir, name), "rb").read()
+        if name.startswith("train-images"):
+            data = data[: len(data) // 2]
+        (tmp_path / name).write_bytes(data)
+    result = run_cli(*_train_args(tmp_path / "w", str(tmp_path)))
+    assert_one_line_error(result, "train-images-idx3-ubyte.gz", "truncated gzip")
+
+
+def test_bad_config_key_names_the_file(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("epoch: 3\n")
+    result = run_cli("train", "--config", config)
+    assert_one_line_error(result, str(config), "unknown config key 'epoch'")
+
+
+def test_predict_rejects_a_non_image(tmp_path, small_fashion_dir):
+    run_cli(*_train_args(tmp_path, small_fashion_dir, "run", 1), check=True)
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    assert_one_line_error(run_cli("predict", tmp_path / "run", bad), "notes.png")
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "models"])
+def test_every_subcommand_has_help_with_an_example(command):
+    result = run_cli(command, "--help", check=True)
+    assert "example" in result.stdout and f"keras-convnets {command}" in result.stdout
+
+
+def test_models_lists_the_registry():
+    result = run_cli("models", "--input-shape", "32,32,3", "--json", check=True)
+    rows = json.loads(result.stdout[result.stdout.index("[") :])
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["mlp"]["params"] == 32 * 32 * 3 * 512 + 512 + 512 * 256 + 256 + 2570
+    assert by_name["simple_cnn"]["flops"] > 0
+    assert (
+        by_name["alexnet"]["params"] is None and "67x67" in by_name["alexnet"]["error"]
+    )

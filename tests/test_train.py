@@ -1,0 +1,188 @@
+"""train_and_evaluate in-process: outputs, model selection, optimizers, NaN stop."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_convnets.errors import TrainingDivergedError, UserInputError
+from keras_convnets.training import callbacks as kc_callbacks
+from keras_convnets.training.config import resolve_config
+from keras_convnets.training.schedules import OneCycle
+from keras_convnets.training.train import (
+    build_optimizer,
+    evaluate,
+    evaluate_model,
+    load_model,
+    train_and_evaluate,
+)
+
+
+def _config(tmp_path, data_dir, **overrides):
+    flags = dict(
+        recipe="quick",
+        data_dir=data_dir,
+        workdir=str(tmp_path),
+        run_name="run",
+        epochs=2,
+        batch_size=64,
+        train_fraction=1.0,
+    )
+    flags.update(overrides)
+    return resolve_config({}, flags)
+
+
+def test_train_writes_a_complete_run(tmp_path, small_fashion_dir):
+    record = train_and_evaluate(_config(tmp_path, small_fashion_dir), verbose=0)
+    run = tmp_path / "run"
+    assert sorted(os.listdir(run)) == [
+        ".lock",
+        "config.json",
+        "history.json",
+        "logs",
+        "model.keras",
+        "run.json",
+    ]  # no backup/ or checkpoints/ left once finished
+    on_disk = json.loads((run / "run.json").read_text())
+    for key in (
+        "config",
+        "dataset",
+        "params",
+        "history",
+        "test_accuracy",
+        "test_loss",
+        "wall_time_s",
+        "versions",
+    ):
+        assert key in on_disk, key
+    assert on_disk["test_accuracy"] == record["test_accuracy"]
+    assert on_disk["dataset"]["sizes"] == {
+        "train": 1080,
+        "validation": 120,
+        "test": 300,
+    }
+    assert on_disk["history"]["epoch"] == [1, 2]
+    assert len(on_disk["history"]["val_accuracy"]) == 2
+    assert on_disk["versions"]["keras"] == keras.__version__
+    assert json.loads((run / "config.json").read_text()) == on_disk["config"]
+    # The saved model alone reproduces the reported test accuracy.
+    result = evaluate(str(run))
+    assert result["accuracy"] == pytest.approx(record["test_accuracy"], abs=1e-9)
+    assert result["examples"] == 300
+    # Learning is real: well above chance (10%) after 2 short epochs.
+    assert record["test_accuracy"] > 0.4
+    # TensorBoard got epoch scalars (incl. learning rate) and sample images.
+    assert os.listdir(run / "logs" / "train") and os.listdir(run / "logs" / "samples")
+
+
+def test_model_selection_uses_the_best_validation_epoch(tmp_path, small_fashion_dir):
+    record = train_and_evaluate(
+        _config(tmp_path, small_fashion_dir, epochs=3), verbose=0
+    )
+    val = record["history"]["val_accuracy"]
+    assert record["best_epoch"] == int(np.argmax(val)) + 1
+    model, _ = load_model(str(tmp_path / "run"))
+    from keras_convnets.training.train import make_datasets
+
+    _, val_ds, _, _ = make_datasets(_config(tmp_path, small_fashion_dir))
+    assert evaluate_model(model, val_ds)["accuracy"] == pytest.approx(
+        max(val), abs=1e-6
+    )
+
+
+def test_finished_run_is_not_overwritten(tmp_path, small_fashion_dir):
+    config = _config(tmp_path, small_fashion_dir, epochs=1)
+    train_and_evaluate(config, verbose=0)
+    with pytest.raises(UserInputError, match="holds a finished run"):
+        train_and_evaluate(config, verbose=0)
+    record = train_and_evaluate(
+        _config(tmp_path, small_fashion_dir, epochs=1, overwrite=True), verbose=0
+    )
+    assert record["resumed"] is False
+
+
+def test_unfinished_run_with_other_config_is_refused(tmp_path, small_fashion_dir):
+    config = _config(tmp_path, small_fashion_dir, epochs=1)
+    os.makedirs(tmp_path / "run")
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config.to_dict()))
+    with pytest.raises(
+        UserInputError, match=r"different config \(differs in: epochs\)"
+    ):
+        train_and_evaluate(_config(tmp_path, small_fashion_dir, epochs=2), verbose=0)
+
+
+@pytest.mark.parametrize(
+    "optimizer, schedule",
+    [
+        ("adam", "constant"),
+        ("adamw", "cosine"),
+        ("sgd", "one-cycle"),
+        ("nesterov", "cosine"),
+    ],
+)
+def test_optimizers_and_schedules(optimizer, schedule):
+    config = resolve_config(
+        {}, {"optimizer": optimizer, "schedule": schedule, "learning_rate": 0.1}
+    )
+    opt = build_optimizer(config, steps_per_epoch=10)
+    lr = opt.learning_rate
+    assert float(lr) > 0
+    if optimizer == "nesterov":
+        assert opt.nesterov
+    if schedule == "one-cycle":
+        assert isinstance(opt._learning_rate, OneCycle)
+
+
+def test_one_cycle_shape_and_serialization():
+    schedule = OneCycle(1.0, total_steps=100, warmup_steps=20)
+    values = [float(schedule(s)) for s in (0, 10, 20, 60, 100)]
+    assert values[0] == pytest.approx(0.04)
+    assert values[1] == pytest.approx(0.52)
+    assert values[2] == pytest.approx(1.0)
+    assert values[3] == pytest.approx(0.5)
+    assert values[4] == pytest.approx(0.0)
+    clone = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(schedule)
+    )
+    assert float(clone(60)) == pytest.approx(0.5)
+
+
+def test_weight_decay_skips_biases_and_norms(tmp_path):
+    from keras_convnets import get_model
+
+    model = get_model("simple_cnn_tiny", (28, 28, 1), 10)
+    opt = build_optimizer(resolve_config({}, {"weight_decay": 1e-3}), steps_per_epoch=1)
+    opt.build(model.trainable_variables)
+    decayed = {v.path for v in model.trainable_variables if opt._use_weight_decay(v)}
+    assert any("kernel" in p for p in decayed)
+    assert not any(p.endswith(("bias", "gamma", "beta")) for p in decayed)
+
+
+def test_stop_on_non_finite_raises():
+    callback = kc_callbacks.StopOnNonFinite(backup_dir="somewhere/backup")
+    callback.on_epoch_begin(2)
+    callback.on_train_batch_end(0, {"loss": 1.0})
+    with pytest.raises(
+        TrainingDivergedError,
+        match=r"loss became nan at epoch 3, batch 5.*somewhere/backup",
+    ):
+        callback.on_train_batch_end(4, {"loss": float("nan")})
+
+
+def test_evaluate_model_matches_numpy(small_fashion_dir):
+    from keras_convnets import get_model, load_dataset
+
+    model = get_model("simple_cnn_tiny", (28, 28, 1), 10)
+    ds, _ = load_dataset(
+        "fashion_mnist", "test", data_dir=small_fashion_dir, batch_size=128
+    )
+    result = evaluate_model(model, ds)
+    x = np.concatenate([a.numpy() for a, _ in ds])
+    y = np.concatenate([b.numpy() for _, b in ds])
+    probs = model.predict(x, verbose=0)
+    assert result["accuracy"] == pytest.approx(np.mean(probs.argmax(-1) == y))
+    assert result["loss"] == pytest.approx(
+        -np.mean(np.log(probs[np.arange(len(y)), y])), rel=1e-4
+    )
