@@ -52,3 +52,9 @@ def test_duplicate_registration_is_refused():
 def test_public_api():
     for name in ("get_model", "list_models", "register_model", "load_dataset"):
         assert name in keras_convnets.__all__ and hasattr(keras_convnets, name)
+
+
+def test_simple_cnn_too_small_input_is_a_clear_error():
+    get_model("simple_cnn", (4, 4, 1), 10)  # two 2x2 pools: 4x4 is the minimum
+    with pytest.raises(UserInputError, match=r"at least 4x4 pixels.*Received: input_shape=\(3, 3, 1\)"):
+        get_model("simple_cnn", (3, 3, 1), 10)

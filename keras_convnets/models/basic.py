@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from keras_convnets.models._common import check_input_size
 from keras_convnets.models.registry import register_model
 
 
@@ -87,6 +88,8 @@ def simple_cnn(
         LeCun et al., "Gradient-based learning applied to document
         recognition", Proc. IEEE 1998.
     """
+    # Each stage halves the size with a 2x2 max-pool; the last must see >= 2x2.
+    check_input_size(input_shape, 2 ** len(stackwise_num_filters), name)
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
     for stage, filters in enumerate(stackwise_num_filters, start=1):
