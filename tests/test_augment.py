@@ -64,30 +64,22 @@ def test_list_policies_has_the_required_names():
     assert POLICIES[0] == "none"
 
 
-@pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("name", sorted(OPS))
-def test_op_compiles_with_xla_and_keeps_shape_dtype_range(name, channels):
-    images = _images(channels=channels)
-    graph = tf.function(OPS[name], jit_compile=False)
+def test_op_compiles_with_xla_and_is_seeded_per_image(name):
+    # Sixteen copies of one image: any difference between outputs is a draw.
+    images = tf.repeat(_images(batch=1, size=32, channels=3), 16, axis=0)
     xla = tf.function(OPS[name], jit_compile=True)
-    seed = augment.make_seed(7)
-    out = xla(images, seed)
+    out = xla(images, augment.make_seed(1))
     assert out.shape == images.shape and out.dtype == tf.float32
     assert 0.0 <= float(tf.reduce_min(out)) and float(tf.reduce_max(out)) <= 1.0
-    # Same seed, other placement (graph vs XLA): the same draws.
-    np.testing.assert_allclose(out, graph(images, seed), atol=1e-5)
-
-
-@pytest.mark.parametrize("name", sorted(OPS))
-def test_same_seed_same_batch_and_images_get_their_own_draws(name):
-    images = tf.repeat(_images(batch=1, size=32, channels=3), 16, axis=0)
-    op = tf.function(OPS[name], jit_compile=True)
-    first = op(images, augment.make_seed(1)).numpy()
-    np.testing.assert_array_equal(first, op(images, augment.make_seed(1)).numpy())
+    # Same seed: the same batch, in either placement (graph mode or XLA).
+    np.testing.assert_array_equal(out, xla(images, augment.make_seed(1)))
+    graph = tf.function(OPS[name], jit_compile=False)
+    np.testing.assert_allclose(out, graph(images, augment.make_seed(1)), atol=1e-5)
     if name in ("solarize", "posterize", "autocontrast", "equalize"):
         return  # deterministic image ops
-    assert not np.array_equal(first, op(images, augment.make_seed(2)).numpy())
-    distinct = {row.tobytes() for row in first}
+    assert not np.array_equal(out, xla(images, augment.make_seed(2)))
+    distinct = {row.tobytes() for row in out.numpy()}
     assert len(distinct) > 1, "identical images got identical draws"
 
 
@@ -237,7 +229,7 @@ def _collect(ds):
     return [(x.numpy(), y.numpy()) for x, y in ds]
 
 
-@pytest.mark.parametrize("policy", ["randaugment", "cutmix"])
+@pytest.mark.parametrize("policy", ["erasing", "cutmix"])
 def test_augment_dataset_seeds_per_batch_and_per_epoch(policy):
     ds = _dataset()
     augmented = augment.augment_dataset(ds, policy, seed=3)
@@ -305,7 +297,7 @@ def test_augment_layer_trains_under_fit_with_xla_and_saves(tmp_path):
     outputs = keras.layers.Dense(10, activation="softmax")(x)
     model = keras.Model(inputs, outputs)
     model.compile("adam", "categorical_crossentropy", jit_compile=True)
-    ds = augment.augment_dataset(_dataset(batches=2), "cutmix", seed=0)
+    ds = augment.augment_dataset(_dataset(batches=2), "mixup", seed=0)
     history = model.fit(ds, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     images = _images(4)

@@ -1178,6 +1178,27 @@ def augment_batch(images, labels, policy, seed, **params):
     return spec.fn(images, labels, make_seed(seed), **arguments)
 
 
+_COMPILED: dict = {}
+
+
+def _compiled(policy, arguments, jit_compile):
+    """One `tf.function` per (policy, parameters), so XLA compiles it once.
+
+    Pipelines rebuilt every epoch (`epoch=e`) or for validation reuse it
+    instead of paying the compilation again.
+    """
+    key = (policy, repr(sorted(arguments.items())), bool(jit_compile))
+    if key not in _COMPILED:
+        fn = _POLICIES[policy].fn
+
+        @tf.function(jit_compile=jit_compile)
+        def apply(images, labels, seed):
+            return fn(images, labels, seed, **arguments)
+
+        _COMPILED[key] = apply
+    return _COMPILED[key]
+
+
 def augment_dataset(ds, policy, *, seed, epoch=None, jit_compile=True, **params):
     """Augments a batched `tf.data.Dataset` of `(images, labels)`.
 
@@ -1243,10 +1264,7 @@ def augment_dataset(ds, policy, *, seed, epoch=None, jit_compile=True, **params)
             f"Received: element_spec={element}"
         )
 
-    @tf.function(jit_compile=jit_compile)
-    def apply(images, labels, key):
-        return spec.fn(images, labels, key, **arguments)
-
+    apply = _compiled(policy, arguments, jit_compile)
     base = make_seed(seed)
 
     if epoch is None:
