@@ -74,7 +74,19 @@ def test_train_writes_a_complete_run(tmp_path, small_fashion_dir):
     # Learning is real: well above chance (10%) after 2 short epochs.
     assert record["test_accuracy"] > 0.4
     # TensorBoard got epoch scalars (incl. learning rate) and sample images.
-    assert os.listdir(run / "logs" / "train") and os.listdir(run / "logs" / "samples")
+    train_tags = _tensorboard_tags(run / "logs" / "train")
+    assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"} <= train_tags
+    assert "epoch_accuracy" in _tensorboard_tags(run / "logs" / "validation")
+    assert "training_images" in _tensorboard_tags(run / "logs" / "samples")
+
+
+def _tensorboard_tags(directory):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(directory))
+    accumulator.Reload()
+    tags = accumulator.Tags()
+    return set(tags["tensors"]) | set(tags["scalars"]) | set(tags["images"])
 
 
 def test_model_selection_uses_the_best_validation_epoch(tmp_path, small_fashion_dir):
