@@ -184,7 +184,9 @@ def _cmd_train(args):
     except TrainingDivergedError as e:
         print(f"keras-convnets train: error: {e}", file=sys.stderr)
         return EXIT_DIVERGED
-    run_dir = os.path.relpath(record["run_dir"])
+    run_dir = record["run_dir"]
+    if not os.path.relpath(run_dir).startswith(".."):
+        run_dir = os.path.relpath(run_dir)  # short paths when under the cwd
     if args.json:
         print(json.dumps(record, indent=2))
     best = f" (best epoch {record['best_epoch']})" if record["best_epoch"] else ""
