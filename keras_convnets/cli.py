@@ -79,6 +79,7 @@ Open TensorBoard with: tensorboard --logdir saved_models"""
 
 
 def _add_train_parser(subparsers):
+    from keras_convnets.data.augment import list_policies
     from keras_convnets.training.config import OPTIMIZERS, RECIPES, SCHEDULES
 
     p = subparsers.add_parser(
@@ -118,7 +119,10 @@ def _add_train_parser(subparsers):
         "--train-fraction", type=_float, metavar="F", help="seeded subset (default 1.0)"
     )
     g.add_argument(
-        "--augment", metavar="POLICY", help="augmentation policy (default none)"
+        "--augment",
+        choices=list_policies(),
+        metavar="POLICY",
+        help=f"augmentation of training batches: {', '.join(list_policies())} (default none)",
     )
     g = p.add_argument_group("optimization")
     g.add_argument("--epochs", type=_int)

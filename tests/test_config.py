@@ -85,6 +85,10 @@ def test_missing_config_file(tmp_path):
         ({"optimizer": "lbfgs"}, "optimizer must be one of"),
         ({"schedule": "step"}, "schedule must be one of"),
         ({"recipe": "slow"}, "Unknown recipe 'slow'"),
+        (
+            {"augment": "jitter"},
+            r"Unknown augmentation policy.*flip-translate.*Received: augment='jitter'",
+        ),
         ({"run_name": "a/b"}, "run_name must be a plain folder name"),
     ],
 )

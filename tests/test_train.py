@@ -198,3 +198,12 @@ def test_evaluate_model_matches_numpy(small_fashion_dir):
     assert result["loss"] == pytest.approx(
         -np.mean(np.log(probs[np.arange(len(y)), y])), rel=1e-4
     )
+
+
+@pytest.mark.parametrize("policy", ["flip-translate", "mixup"])
+def test_training_with_augmentation(tmp_path, small_fashion_dir, policy):
+    record = train_and_evaluate(
+        _config(tmp_path, small_fashion_dir, epochs=3, augment=policy), verbose=0
+    )
+    assert record["config"]["augment"] == policy
+    assert np.isfinite(record["test_loss"]) and record["test_accuracy"] > 0.2  # chance: 0.1

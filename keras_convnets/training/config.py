@@ -131,6 +131,13 @@ class TrainConfig:
                 raise UserInputError(
                     f"{message}. Received: {name}={getattr(self, name)!r}"
                 )
+        from keras_convnets.data.augment import list_policies
+
+        if self.augment not in list_policies():
+            raise UserInputError(
+                f"Unknown augmentation policy; choose one of "
+                f"{', '.join(list_policies())}. Received: augment={self.augment!r}"
+            )
         if self.run_name is not None and (
             not self.run_name or "/" in self.run_name or self.run_name in (".", "..")
         ):
