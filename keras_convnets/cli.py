@@ -8,6 +8,7 @@ Set KERAS_CONVNETS_DEBUG=1 to see tracebacks for those too.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import signal
@@ -318,6 +319,11 @@ def _cmd_models(args):
     return 0
 
 
+# Modules contributing subcommands: each has `add_parsers(subparsers, formatter)`
+# adding parsers whose `func(args)` returns the exit code.
+_COMMAND_MODULES: list[str] = []
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="keras-convnets",
@@ -338,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_parser(subparsers)
     _add_predict_parser(subparsers)
     _add_models_parser(subparsers)
+    for module_name in _COMMAND_MODULES:
+        importlib.import_module(module_name).add_parsers(subparsers, _formatter)
     return parser
 
 
