@@ -7,7 +7,6 @@ an occasional Gaussian blur regularize towards images a person can read.
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import tensorflow as tf
 

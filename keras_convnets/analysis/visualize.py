@@ -7,7 +7,6 @@ as a labelled matplotlib figure. Layers are chosen by name.
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import tensorflow as tf
 
