@@ -108,25 +108,39 @@ def _popen(args):
     )
 
 
-def test_killed_run_resumes_when_rerun(tmp_path, small_fashion_dir):
-    args = _train_args(tmp_path, small_fashion_dir, "run", 25)
+def test_killed_run_resumes_exactly(tmp_path, small_fashion_dir):
+    """SIGKILL after epoch 3 of 6, rerun: resumes at epoch 4 and ends bit-equal
+    to an uninterrupted run (same shuffles, augmentation and dropout masks)."""
+    extra = ("--augment", "flip-translate")
+    run_cli(*_train_args(tmp_path, small_fashion_dir, "whole", 6, *extra), check=True)
+
+    args = _train_args(tmp_path, small_fashion_dir, "killed", 6, *extra)
     process = _popen(args)
-    run = tmp_path / "run"
-    _wait_for(lambda: _epochs_done(run) >= 2, process)
+    run = tmp_path / "killed"
+    _wait_for(lambda: _epochs_done(run) >= 3, process)
     process.send_signal(signal.SIGKILL)
     process.communicate()
     done = _epochs_done(run)
-    assert 2 <= done < 25, done
+    assert 3 <= done < 6, done
     assert (run / "backup").is_dir() and not (run / "run.json").exists()
 
     result = run_cli(*args, check=True)
     assert f"Resuming the unfinished run in {run}" in result.stdout
-    first_epoch = int(result.stdout.split("Epoch ")[1].split("/")[0])
-    assert first_epoch >= done  # it did not start over
+    assert result.stdout.split("Epoch ")[1].startswith(f"{done + 1}/6")
     record = json.loads((run / "run.json").read_text())
-    assert record["resumed"] is True
-    assert record["history"]["epoch"] == list(range(1, 26))
-    assert not (run / "backup").exists()
+    whole = json.loads((tmp_path / "whole" / "run.json").read_text())
+    assert record["resumed"] is True and not (run / "backup").exists()
+    assert record["history"]["epoch"] == list(range(1, 7))
+    assert record["history"]["loss"] == whole["history"]["loss"]
+    assert record["history"]["val_accuracy"] == whole["history"]["val_accuracy"]
+    import keras
+
+    resumed = keras.saving.load_model(run / "model.keras").get_weights()
+    uninterrupted = keras.saving.load_model(
+        tmp_path / "whole" / "model.keras"
+    ).get_weights()
+    for a, b in zip(resumed, uninterrupted, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_default_run_name_resumes_the_unfinished_run(tmp_path, small_fashion_dir):

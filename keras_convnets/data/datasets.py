@@ -485,6 +485,28 @@ def _get_source(name, data_dir, tfds_data_dir, image_size):
     return _Source(name, data_dir, tfds_data_dir, image_size)
 
 
+def _shuffle_by_epoch(ds, buffer, seed, epoch):
+    """Shuffles each pass with a stateless seed from `(seed, epoch)`.
+
+    Windows of `buffer` consecutive examples are each permuted by
+    `stateless_shuffle` keyed on (seed, epoch, window); with the buffer as
+    large as the split (the default up to 60,000 examples) that is a full
+    shuffle. `tf.data.Dataset.shuffle` cannot do this: it takes no per-pass
+    seed (a tensor seed breaks when the global seed is 0).
+    """
+    base = tf.constant(int(seed), tf.int64)
+
+    def permute(window_index, window):
+        key = tf.stack(
+            [base, tf.cast(epoch.read_value(), tf.int64) * 1_000_003 + window_index]
+        )
+        size = tf.shape(tf.nest.flatten(window)[0], out_type=tf.int64)[0]
+        order = tf.random.experimental.stateless_shuffle(tf.range(size), seed=key)
+        return tf.nest.map_structure(lambda t: tf.gather(t, order), window)
+
+    return ds.batch(buffer).enumerate().map(permute).unbatch()
+
+
 def _to_float(images, labels):
     return tf.cast(images, tf.float32) / 255.0, labels
 
@@ -506,6 +528,7 @@ def load_dataset(
     drop_remainder: bool = False,
     prefetch: bool = True,
     shuffle_buffer: int = 60_000,
+    epoch: tf.Variable | None = None,
 ) -> tuple[tf.data.Dataset, DatasetInfo]:
     """Loads one split of an image-classification dataset as a `tf.data.Dataset`.
 
@@ -532,6 +555,13 @@ def load_dataset(
         drop_remainder: bool. Drop the last partial batch.
         prefetch: bool. End the pipeline with `prefetch(AUTOTUNE)`.
         shuffle_buffer: int. Shuffle buffer size (capped at the split size).
+        epoch: `tf.Variable` (integer) or None. If given, each pass over the
+            data is shuffled with a seed derived from `(seed, epoch)`, read when
+            the pass starts: set it to the epoch number before each epoch
+            (`training.callbacks.EpochCounter` does) and the order of epoch `e`
+            is the same whether or not a run was interrupted before it. If
+            None, the order is reshuffled on each pass from `seed` alone (the
+            order of pass k depends on how many passes came before).
 
     Returns:
         `(dataset, info)`: a dataset of `(float32 image(s) in [0, 1], int64
@@ -578,7 +608,11 @@ def load_dataset(
         ds = ds.cache()
     if shuffle if shuffle is not None else split == "train":
         buffer = max(1, min(int(shuffle_buffer), sizes[split]))
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        if epoch is None:
+            ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        else:
+            ds = _shuffle_by_epoch(ds, buffer, seed, epoch)
+            ds = ds.apply(tf.data.experimental.assert_cardinality(sizes[split]))
     if batch_size:
         ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
     if map_fn is None:

@@ -89,6 +89,40 @@ class EpochHistory(keras.callbacks.Callback):
         io.atomic_write_json(self.path, self.epochs)
 
 
+class EpochCounter(keras.callbacks.Callback):
+    """Makes every epoch's randomness a function of `(seed, epoch)`.
+
+    Before each epoch it sets a `tf.Variable` to the epoch number (the training
+    pipeline derives its shuffle order and augmentation draws from it) and
+    re-keys every layer's `keras.random.SeedGenerator` (dropout and friends) to
+    `(its initial seed, epoch)`. `BackupAndRestore` saves weights and optimizer
+    state but not the generators' states, so without this a resumed run would
+    draw different dropout masks than an uninterrupted one.
+    """
+
+    # Calls of a generator within one epoch stay below this stride.
+    STRIDE = 1 << 20
+
+    def __init__(self, variable):
+        super().__init__()
+        self.variable = variable
+        self._generators = []
+
+    def on_train_begin(self, logs=None):
+        self._generators = []
+        for layer in self.model._flatten_layers(include_self=True):
+            for generator in getattr(layer, "_seed_generators", []):
+                self._generators.append((generator, int(generator.state.numpy()[0])))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.variable.assign(epoch)
+        for generator, initial in self._generators:
+            state = np.array(
+                [initial, epoch * self.STRIDE], dtype=generator.state.dtype
+            )
+            generator.state.assign(state)
+
+
 class StopOnNonFinite(keras.callbacks.Callback):
     """Stops training with `TrainingDivergedError` when the loss is NaN or inf.
 

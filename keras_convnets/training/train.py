@@ -105,11 +105,18 @@ def build_optimizer(
     return optimizer
 
 
-def make_datasets(config: TrainConfig):
+def make_datasets(config: TrainConfig, epoch: tf.Variable | None = None):
     """Returns `(train, validation or None, test, info)` pipelines for a config.
 
     Labels are one-hot so that label smoothing, mixup and cutmix apply; the
     training batches go through the config's augmentation policy.
+
+    Args:
+        config: TrainConfig.
+        epoch: integer `tf.Variable` or None. When given, the training order
+            and augmentation of each epoch derive from `(config.seed, epoch)`
+            (see `load_dataset`); `train_and_evaluate` keeps it current with
+            `callbacks.EpochCounter`.
     """
     common = dict(
         seed=config.seed,
@@ -127,9 +134,10 @@ def make_datasets(config: TrainConfig):
         batch_size=config.batch_size,
         map_fn=one_hot,
         prefetch=False,
+        epoch=epoch,
         **common,
     )
-    train = _augment(train, config).prefetch(tf.data.AUTOTUNE)
+    train = _augment(train, config, epoch).prefetch(tf.data.AUTOTUNE)
     validation = None
     if info.sizes["validation"]:
         validation, _ = load_dataset(
@@ -152,12 +160,12 @@ def _one_hot_fn(num_classes):
     return one_hot
 
 
-def _augment(ds, config):
+def _augment(ds, config, epoch=None):
     if config.augment == "none":
         return ds
     from keras_convnets.data.augment import augment_dataset
 
-    return augment_dataset(ds, config.augment, seed=config.seed)
+    return augment_dataset(ds, config.augment, seed=config.seed, epoch=epoch)
 
 
 def _sample_images(config: TrainConfig, info: DatasetInfo):
@@ -316,10 +324,13 @@ def _train_locked(config, run_dir, resuming, start, verbose):
         print(f"Resuming the unfinished run in {run_dir}", flush=True)
     io.atomic_write_json(paths["config.json"], config.to_dict())
 
-    train_ds, val_ds, test_ds, info = make_datasets(config)
+    # Seed first: weight initialization and dropout follow from it, and the
+    # data order and augmentation of epoch e follow from (seed, e).
+    keras.utils.set_random_seed(config.seed)
+    epoch_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+    train_ds, val_ds, test_ds, info = make_datasets(config, epoch_variable)
     steps_per_epoch = math.ceil(info.sizes["train"] / config.batch_size)
 
-    keras.utils.set_random_seed(config.seed)
     model = get_model(
         config.model, info.image_shape, info.num_classes, **config.model_kwargs
     )
@@ -334,6 +345,7 @@ def _train_locked(config, run_dir, resuming, start, verbose):
 
     callbacks = [
         keras.callbacks.BackupAndRestore(paths["backup"], double_checkpoint=True),
+        kc_callbacks.EpochCounter(epoch_variable),
         kc_callbacks.StopOnNonFinite(backup_dir=paths["backup"]),
         kc_callbacks.EpochHistory(paths["history.json"]),
         keras.callbacks.TensorBoard(paths["logs"], write_graph=False),
