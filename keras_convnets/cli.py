@@ -321,7 +321,10 @@ def _cmd_models(args):
 
 # Modules contributing subcommands: each has `add_parsers(subparsers, formatter)`
 # adding parsers whose `func(args)` returns the exit code.
-_COMMAND_MODULES: list[str] = []
+_COMMAND_MODULES: list[str] = [
+    "keras_convnets.analysis.commands",
+    "keras_convnets.search.commands",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
