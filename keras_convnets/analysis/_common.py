@@ -170,7 +170,7 @@ def show_image(ax, image, title=None, cmap="gray", vmin=0.0, vmax=1.0, **kwargs)
     ax.set_xticks([])
     ax.set_yticks([])
     if title is not None:
-        ax.set_title(title, fontsize=8)
+        ax.set_title(title, fontsize=7)
 
 
 def grid_axes(n: int, ncols: int | None = None, cell: float = 1.4, title=None):
@@ -185,4 +185,5 @@ def grid_axes(n: int, ncols: int | None = None, cell: float = 1.4, title=None):
         ax.axis("off")
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.set_layout_engine("constrained")
     return fig, list(axes.flat[:n])

@@ -27,11 +27,11 @@ def default_layer(model, what: str) -> str | None:
 
     filters and feature-maps: the first convolution; top-patches and grad-cam:
     the last convolution's output after its normalization and activation (the
-    last layer of that size); pool-focus: the first max-pool; activation-max:
-    None (the class scores).
+    last layer of that size); pool-focus: the first max-pool; activation-max and
+    saliency: None (the class scores).
     """
     names = _common.conv_layer_names(model)
-    if what == "activation-max":
+    if what in ("activation-max", "saliency"):
         return None
     if what == "pool-focus":
         for layer in model.layers:
@@ -253,7 +253,13 @@ def visualize(
         probs = probs[np.arange(len(batch)), classes]
         title += " (predicted class)" if target_class is None else ""
         fig = saliency.plot_attribution(
-            batch, maps, classes, title, class_names=class_names, probs=probs
+            batch,
+            maps,
+            classes,
+            title,
+            class_names=class_names,
+            probs=probs,
+            labels=labels,
         )
         for label, c, p in zip(labels, classes, probs):
             name = class_names[c] if class_names else str(c)

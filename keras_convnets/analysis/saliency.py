@@ -102,8 +102,11 @@ def grad_cam(model, layer_name: str, images, class_index: int | None = None):
     return cam.numpy(), classes
 
 
-def plot_attribution(images, maps, classes, title, class_names=None, probs=None):
-    """Per image: the image, the map, and the map over the image."""
+def plot_attribution(
+    images, maps, classes, title, class_names=None, probs=None, labels=None
+):
+    """Per image: the image (titled with `labels[i]`), the map, and the map
+    over the image."""
     images = _common.as_batch(images)
     fig, axes = _common.grid_axes(3 * len(images), ncols=3, cell=1.9, title=title)
     for i in range(len(images)):
@@ -111,7 +114,8 @@ def plot_attribution(images, maps, classes, title, class_names=None, probs=None)
         if probs is not None:
             name += f" ({probs[i]:.2f})"
         m = maps[i] / (maps[i].max() + 1e-12)
-        _common.show_image(axes[3 * i], images[i], f"image {i}")
+        label = f"image {i}" if labels is None else str(labels[i])
+        _common.show_image(axes[3 * i], images[i], label)
         _common.show_image(axes[3 * i + 1], m, f"class {name}", cmap="hot")
         _common.show_image(axes[3 * i + 2], images[i], "overlay")
         axes[3 * i + 2].imshow(m, cmap="jet", alpha=0.45, vmin=0, vmax=1)

@@ -146,19 +146,19 @@ def plot_feature_maps(
     fig, axes = _common.grid_axes(
         n_images * cols,
         ncols=cols,
-        cell=1.1,
+        cell=1.2,
         title=f"{model.name} / {layer_name}: feature maps "
         f"({maps.shape[1]}x{maps.shape[2]}, {channels} of {maps.shape[-1]} channels)",
     )
     for i in range(n_images):
-        label = f"image {i}" if labels is None else str(labels[i])
+        label = f"image {i}" if labels is None else str(labels[i]).replace(": ", "\n")
         _common.show_image(axes[i * cols], images[i], label)
         for c in range(channels):
             m = maps[i, :, :, c]
             _common.show_image(
                 axes[i * cols + c + 1],
                 m,
-                f"ch{c} max {m.max():.2g}",
+                f"ch{c}\nmax {m.max():.2g}",
                 cmap="viridis",
                 vmin=float(m.min()),
                 vmax=float(m.max()) if m.max() > m.min() else float(m.min()) + 1,
