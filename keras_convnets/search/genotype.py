@@ -5,7 +5,8 @@ A *cell* has `B` blocks. Block `j` picks two inputs among the cell's inputs
 previous cell's output) and the outputs of blocks `0 .. j-1`, applies one
 operation to each, and adds the two results. The outputs of blocks that no
 other block consumed are concatenated and projected to the cell's filters with
-a 1x1 convolution. A *normal* cell keeps the spatial size; a *reduction* cell
+a 1x1 convolution (with the projected `h[-1]` too if no block read it, so that
+no cell is cut out of the network). A *normal* cell keeps the spatial size; a *reduction* cell
 applies its operations with stride 2 to the cell inputs, halving it. The two
 cell types are searched separately (Zoph et al. 2018).
 
@@ -310,7 +311,10 @@ class Genotype:
                     f"  b{j} = {b.op_a}({input_name(b.input_a)}) + "
                     f"{b.op_b}({input_name(b.input_b)})"
                 )
-            outs = ", ".join(f"b{j}" for j in self.unused_blocks(cell))
+            outs = [f"b{j}" for j in self.unused_blocks(cell)]
+            if not any(1 in (b.input_a, b.input_b) for b in getattr(self, cell)):
+                outs.insert(0, "h[-1]")
+            outs = ", ".join(outs)
             lines.append(f"  out = conv1x1(concat({outs}))")
         return "\n".join(lines)
 
@@ -516,8 +520,16 @@ def nas_cell(h_prev_prev, h_prev, blocks, filters, reduction=False, name="cell")
                 )
             )
         states.append(layers.Add(name=f"{name}_b{j}_add")(branches))
-    used = {i for b in blocks for i in (b.input_a, b.input_b) if i >= 2}
+    used = {i for b in blocks for i in (b.input_a, b.input_b)}
     outputs = [states[i] for i in range(2, len(states)) if i not in used]
+    if 1 not in used:
+        # Keep every cell connected: a cell that never reads h[-1] would cut
+        # the previous cell out of the network.
+        outputs.insert(0, states[1])
+        if reduction:
+            outputs[0] = layers.MaxPooling2D(
+                1, strides=2, name=f"{name}_in1_subsample"
+            )(outputs[0])
     x = (
         layers.Concatenate(name=f"{name}_concat")(outputs)
         if len(outputs) > 1

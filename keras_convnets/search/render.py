@@ -93,6 +93,8 @@ def plot_cell(genotype: Genotype, cell: str = "normal", path: str | None = None)
     node("out", "concat\n1x1 conv", "#d6f0d2")
     for j in genotype.unused_blocks(cell):
         edge(2 + j, "out")
+    if not any(1 in (b.input_a, b.input_b) for b in blocks):
+        edge(1, "out", rad=-0.3)  # an unread h[-1] joins the output
     ax.set_xlim(-0.8, out_x + 0.8)
     ax.set_ylim(-2.0, 2.0)
     fig.tight_layout()
