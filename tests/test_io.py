@@ -68,7 +68,9 @@ def test_weights_temp_name_keeps_suffix(tmp_path):
 
 def test_run_lock_refuses_a_second_holder(tmp_path):
     with io.run_lock(str(tmp_path)):
-        with pytest.raises(UserInputError, match="Another process is training"):
+        with pytest.raises(
+            UserInputError, match=rf"in use by another process \(pid {os.getpid()}\)"
+        ):
             with io.run_lock(str(tmp_path)):
                 pass
     with io.run_lock(str(tmp_path)):  # released when the holder exits
@@ -80,3 +82,26 @@ def test_read_json_reports_corruption(tmp_path):
     path.write_text('{"a": ')
     with pytest.raises(UserInputError, match=r"r.json: corrupt JSON"):
         io.read_json(str(path))
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    import subprocess
+    import sys
+
+    # A child takes the lock and is killed while holding it.
+    code = (
+        "import sys, time; from keras_convnets.training import io\n"
+        "with io.run_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout.readline().strip() == "locked"
+    with pytest.raises(UserInputError, match=f"pid {child.pid}"):
+        with io.run_lock(str(tmp_path)):
+            pass
+    child.kill()
+    child.wait()
+    assert (tmp_path / ".lock").exists()  # the stale lock file is still there...
+    with io.run_lock(str(tmp_path)):  # ...and taken over
+        assert (tmp_path / ".lock").read_text() == str(os.getpid())

@@ -59,8 +59,9 @@ def atomic_path(path: str | os.PathLike):
     suffix = (
         ".weights.h5" if base.endswith(".weights.h5") else os.path.splitext(base)[1]
     )
+    sweep_stale_temps(directory, base)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{base}.", suffix=f".tmp{suffix}", dir=directory
+        prefix=f".{base}.{os.getpid()}.", suffix=f".tmp{suffix}", dir=directory
     )
     os.close(fd)
     os.chmod(tmp, _FILE_MODE)
@@ -84,6 +85,46 @@ def atomic_path(path: str | os.PathLike):
                 f"Cannot write {path}: {e.strerror}; the previous file is kept."
             ) from None
         raise
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale_temps(directory: str, base: str | None = None) -> list[str]:
+    """Removes temporary files that writers killed mid-write left behind.
+
+    A temporary file is named `.<target>.<pid>.<random>.tmp<suffix>`; it is
+    stale when process `pid` no longer exists. Called before every atomic
+    write (for that target) and when a run resumes (for its directory).
+
+    Returns:
+        The removed paths.
+    """
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        if not name.startswith(".") or ".tmp" not in name:
+            continue
+        head = name.partition(".tmp")[0]
+        parts = head[1:].rsplit(".", 2)  # target, pid, random
+        if len(parts) != 3 or not parts[1].isdigit():
+            continue
+        if (base is not None and parts[0] != base) or _alive(int(parts[1])):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(directory, name))
+            removed.append(os.path.join(directory, name))
+    return removed
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
@@ -144,8 +185,9 @@ def run_lock(run_dir: str):
     """Holds an exclusive lock on a run directory for the life of a process.
 
     A second process training into the same directory gets a clear error
-    instead of interleaving its writes. The lock dies with the process, so a
-    killed run never leaves a stale lock behind.
+    naming the holder's pid instead of interleaving its writes. The lock is an
+    `flock` on `.lock`: the kernel releases it when its process dies, so the
+    file a killed run leaves behind is taken over by the next run.
     """
     os.makedirs(run_dir, exist_ok=True)
     fd = os.open(os.path.join(run_dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
@@ -153,9 +195,10 @@ def run_lock(run_dir: str):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise UserInputError(
-                f"Another process is training in {run_dir}; wait for it or choose "
-                f"another --run-name."
+                f"{run_dir} is in use by another process (pid {holder}); wait for "
+                f"it or choose another --run-name."
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
