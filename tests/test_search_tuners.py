@@ -1,0 +1,161 @@
+"""Searches on a tiny real subset: every tuner, outputs, resume after interruption."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import keras
+import keras_tuner
+import pytest
+
+from keras_convnets.search.genotype import Genotype, load_genotype
+from keras_convnets.search.hypermodel import CellHyperModel
+from keras_convnets.search.runner import (
+    SearchConfig,
+    read_config_file,
+    resolve_search_config,
+    run_search,
+)
+
+
+def _config(tmp_path, data_dir, **overrides):
+    values = dict(
+        max_trials=2,
+        blocks=1,
+        filters=(4,),
+        proxy_epochs=1,
+        proxy_fraction=0.185,  # 200 of the 1,080 training images
+        batch_size=100,
+        run_eagerly=True,
+        data_dir=data_dir,
+        directory=str(tmp_path),
+        population_size=1,
+        sample_size=1,
+        initial_points=1,
+    )
+    values.update(overrides)
+    return SearchConfig(**values).validate()
+
+
+def test_hypermodel_defaults_and_pinned_values():
+    hypermodel = CellHyperModel((28, 28, 1), 10, blocks=1, filters=(4, 8), cells=(0,))
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    assert hp.get("filters") == 4 and hp.get("cells") == 0
+    assert hp.get("augment") == "none" and hp.get("learning_rate") == 2e-3
+    assert model.output.shape[-1] == 10
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("filters", 8)
+    hp.Fixed("normal_0_op_a", "max_pool_3x3")
+    model = hypermodel.build(hp)
+    assert model.get_layer("stem_conv").filters == 8
+    assert hypermodel.genotype(hp).normal[0].op_a == "max_pool_3x3"
+
+
+@pytest.mark.parametrize("tuner", ["random", "evolution", "hyperband", "bayesian"])
+def test_search_writes_outputs(tmp_path, small_fashion_dir, tuner):
+    if tuner == "bayesian":
+        pytest.importorskip("scipy")
+        pytest.importorskip("sklearn")
+    extra = {}
+    if tuner == "hyperband":  # two 1-epoch trials in the first round
+        extra = dict(proxy_epochs=2, hyperband_factor=2)
+    config = _config(tmp_path, small_fashion_dir, tuner=tuner, **extra)
+    record = run_search(config, verbose=0)
+    project = tmp_path / f"{tuner}-fashion_mnist"
+    assert record["project_dir"] == str(project)
+    assert record["trials"] == 2 and record["completed"] == 2
+    best = load_genotype(str(project / "best_genotype.json"))
+    assert isinstance(best, Genotype) and best.blocks == 1
+    data = json.loads((project / "best_genotype.json").read_text())
+    assert data["search"]["val_accuracy"] == record["best"]["val_accuracy"]
+    with open(project / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["trial_id"] for r in rows] == ["0", "1"]
+    for r in rows:
+        assert r["status"] == "COMPLETED"
+        assert 0 <= float(r["val_accuracy"]) <= 1
+        assert int(r["params"]) > 0 and int(r["flops"]) > 0
+        assert float(r["seconds"]) >= float(r["fit_seconds"]) > 0
+        assert Genotype.from_json(r["genotype"])
+    summary = (project / "summary.md").read_text()
+    assert "keras-convnets train --genotype" in summary
+    for png in ("normal_cell.png", "reduce_cell.png"):
+        assert (project / png).read_bytes()[:4] == b"\x89PNG"
+    # TensorBoard: one folder per trial, with the HParams plugin's data
+    logs = project / "logs"
+    assert sorted(os.listdir(logs)) == ["0", "1"]
+    if tuner == "hyperband":
+        assert {r["epochs"] for r in rows} == {"1"}
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt in the N-th fit (class-level: survives deepcopy)."""
+
+    fits = []
+    at = None
+
+    def on_train_begin(self, logs=None):
+        _Interrupt.fits.append(1)
+        if len(_Interrupt.fits) == _Interrupt.at:
+            raise KeyboardInterrupt("test interrupt")
+
+
+def test_resume_after_interruption(tmp_path, small_fashion_dir):
+    config = _config(tmp_path, small_fashion_dir, tuner="evolution", max_trials=3)
+    project = tmp_path / "evolution-fashion_mnist"
+    _Interrupt.fits, _Interrupt.at = [], 2
+    with pytest.raises(KeyboardInterrupt):
+        run_search(config, callbacks=[_Interrupt()], verbose=0)
+    trial0 = (project / "trial_0" / "trial.json").read_text()
+    assert json.loads(trial0)["status"] == "COMPLETED"
+    assert (
+        json.loads((project / "trial_1" / "trial.json").read_text())["status"]
+        == "RUNNING"
+    )
+
+    _Interrupt.fits, _Interrupt.at = [], None
+    record = run_search(config, callbacks=[_Interrupt()], verbose=0)
+    # trial 0 is kept, trial 1 retried, trial 2 new: two fits, three trials
+    assert len(_Interrupt.fits) == 2
+    assert record["trials"] == 3 and record["completed"] == 3
+    assert (project / "trial_0" / "trial.json").read_text() == trial0
+    for trial_id in "012":
+        runs = json.loads((project / f"trial_{trial_id}" / "runs.json").read_text())
+        assert len(runs) == 1  # every trial ran to completion exactly once
+
+    # Same command again: nothing left to do. A bigger budget continues.
+    _Interrupt.fits = []
+    assert run_search(config, verbose=0)["trials"] == 3 and not _Interrupt.fits
+    bigger = _config(tmp_path, small_fashion_dir, tuner="evolution", max_trials=4)
+    assert run_search(bigger, callbacks=[_Interrupt()], verbose=0)["trials"] == 4
+    assert len(_Interrupt.fits) == 1
+
+    # A different search in the same project is refused, naming what differs.
+    other = _config(tmp_path, small_fashion_dir, tuner="evolution", blocks=2)
+    with pytest.raises(ValueError, match="differs in: blocks"):
+        run_search(other, verbose=0)
+
+
+def test_config_file_and_flags(tmp_path):
+    path = tmp_path / "search.yaml"
+    path.write_text(
+        "tuner: random\nfilters: [8, 16]\nproxy-epochs: 3\naugment: none,flip\n"
+    )
+    values = read_config_file(str(path))
+    config = resolve_search_config(values, {"proxy_epochs": 1, "cells": "1,2"})
+    assert config.tuner == "random" and config.filters == (8, 16)
+    assert config.proxy_epochs == 1 and config.cells == (1, 2)
+    assert config.augment == ("none", "flip")
+    assert config.project_dir == os.path.join("tuning", "random-fashion_mnist")
+    path.write_text("filterz: [8]\n")
+    with pytest.raises(ValueError, match="did you mean 'filters'"):
+        read_config_file(str(path))
+    with pytest.raises(ValueError, match="proxy_fraction"):
+        resolve_search_config({}, {"proxy_fraction": 1.5})
+    with pytest.raises(ValueError, match="both an oracle address and a tuner id"):
+        resolve_search_config({}, {"tuner_id": "worker0"})
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        resolve_search_config({}, {"tuner_id": "chief", "oracle_address": "localhost"})
