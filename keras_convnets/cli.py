@@ -206,6 +206,12 @@ def _cmd_train(args):
     return 0
 
 
+_UNSAFE_HELP = (
+    "load a model file you trust without the safety checks (Keras safe_mode, "
+    "archive and config checks)"
+)
+
+
 def _add_evaluate_parser(subparsers):
     p = subparsers.add_parser(
         "evaluate",
@@ -222,6 +228,7 @@ def _add_evaluate_parser(subparsers):
     p.add_argument("--data-dir")
     p.add_argument("--tfds-data-dir")
     p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.add_argument("--unsafe", action="store_true", help=_UNSAFE_HELP)
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -235,6 +242,7 @@ def _cmd_evaluate(args):
         batch_size=args.batch_size,
         data_dir=args.data_dir,
         tfds_data_dir=args.tfds_data_dir,
+        unsafe=args.unsafe,
     )
     if args.json:
         print(json.dumps(result))
@@ -258,13 +266,14 @@ def _add_predict_parser(subparsers):
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", type=_positive_int, default=3)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--unsafe", action="store_true", help=_UNSAFE_HELP)
     p.set_defaults(func=_cmd_predict)
 
 
 def _cmd_predict(args):
     from keras_convnets.training.train import predict
 
-    results = predict(args.path, args.images, top_k=args.top_k)
+    results = predict(args.path, args.images, top_k=args.top_k, unsafe=args.unsafe)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0

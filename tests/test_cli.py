@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, assert_one_line_error, run_cli
 
+from conftest import REPO, assert_one_line_error, run_cli
 from keras_convnets.data import datasets
 from keras_convnets.data.idx import read_idx_pair
 

@@ -34,6 +34,7 @@ from keras_convnets.models.registry import get_model
 from keras_convnets.training import callbacks as kc_callbacks
 from keras_convnets.training import io
 from keras_convnets.training.config import TrainConfig, config_from_dict
+from keras_convnets.training.safety import check_model_archive
 from keras_convnets.training.schedules import OneCycle
 
 # Weight names that get no weight decay: biases and normalization parameters.
@@ -476,16 +477,26 @@ def resolve_model_path(path: str) -> tuple[str, dict | None]:
     return model_path, record
 
 
-def load_model(path: str) -> tuple[keras.Model, dict | None]:
-    """Loads a model (run directory or `.keras` file) in Keras's safe mode.
+def load_model(path: str, unsafe: bool = False) -> tuple[keras.Model, dict | None]:
+    """Loads a model (run directory or `.keras` file), safely by default.
+
+    The archive is first checked as data (`safety.check_model_archive`: no
+    path traversal, no code from outside keras and keras_convnets), then
+    loaded with Keras's `safe_mode=True`.
+
+    Args:
+        path: str. A run directory or a `.keras` file.
+        unsafe: bool. Skip both checks, for a file you trust. Defaults to False.
 
     Returns:
         `(model, run record or None)`.
     """
     model_path, record = resolve_model_path(path)
     _custom_objects_loaded()
+    if not unsafe:
+        check_model_archive(model_path)
     try:
-        model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+        model = keras.saving.load_model(model_path, compile=False, safe_mode=not unsafe)
     except (OSError, ValueError, KeyError, TypeError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserInputError(
@@ -501,6 +512,7 @@ def evaluate(
     batch_size: int = 256,
     data_dir: str | None = None,
     tfds_data_dir: str | None = None,
+    unsafe: bool = False,
 ) -> dict:
     """Evaluates a saved model on a dataset split.
 
@@ -510,11 +522,12 @@ def evaluate(
         split: str. `test` (default), `validation` or `train` (the validation
             split is carved with the run's seed and fraction when known).
         batch_size: int. Evaluation batch size.
+        unsafe: bool. Load without the safety checks (see `load_model`).
 
     Returns:
         `{"accuracy", "loss", "examples", "dataset", "split", "model_path"}`.
     """
-    model, record = load_model(path)
+    model, record = load_model(path, unsafe=unsafe)
     options = {}
     if record:
         cfg = record["config"]
@@ -556,7 +569,9 @@ def _check_compatible(model, info):
         )
 
 
-def predict(path: str, image_paths: list[str], top_k: int = 3) -> list[dict]:
+def predict(
+    path: str, image_paths: list[str], top_k: int = 3, unsafe: bool = False
+) -> list[dict]:
     """Top-k classes for image files (PNG, JPEG, BMP, GIF).
 
     Images are converted to the model's channels, resized to its input size
@@ -568,7 +583,7 @@ def predict(path: str, image_paths: list[str], top_k: int = 3) -> list[dict]:
     """
     if top_k < 1:
         raise UserInputError(f"top_k must be >= 1. Received: top_k={top_k}")
-    model, record = load_model(path)
+    model, record = load_model(path, unsafe=unsafe)
     height, width, channels = model.input_shape[1:]
     class_names = record["dataset"]["class_names"] if record else None
     batch = []
