@@ -53,7 +53,8 @@ def plot_filters(model, layer_name: str | None = None, max_filters: int = 64):
 
     Three-channel kernels are drawn as RGB images (each scaled to [0, 1]); any
     other kernel is drawn channel by channel on a blue-white-red scale centred
-    on 0 (one row per filter when it has several input channels, at most 8).
+    on 0 (with several input channels: one row per filter, at most 8 rows
+    of 8 channels).
 
     Returns:
         A matplotlib figure.
@@ -83,7 +84,7 @@ def plot_filters(model, layer_name: str | None = None, max_filters: int = 64):
             )
     else:
         shown = min(cin, 8)
-        n = min(n, 16)
+        n = min(n, 8)
         fig, axes = _common.grid_axes(
             n * shown, ncols=shown, cell=1.0, title=title + " (rows: filters)"
         )
