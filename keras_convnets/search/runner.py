@@ -624,7 +624,11 @@ def _project_lock(config: SearchConfig):
 
 
 def run_search(
-    config: SearchConfig, callbacks=None, verbose=1, worker_wait_seconds: float = 120.0
+    config: SearchConfig,
+    callbacks=None,
+    verbose=1,
+    worker_wait_seconds: float = 120.0,
+    on_trial_end=None,
 ) -> dict:
     """Runs (or resumes, or joins) an architecture search.
 
@@ -634,6 +638,9 @@ def run_search(
             per trial by KerasTuner).
         verbose: Keras `fit` and KerasTuner verbosity. Defaults to 1.
         worker_wait_seconds: float. How long a worker waits for its chief.
+        on_trial_end: callable. Called with the tuner after each trial this
+            process ran (after the reports are updated). An exception it
+            raises stops the search, with the finished trial saved.
 
     Returns:
         The search record (`write_reports` output) for a single process or the
@@ -679,8 +686,14 @@ def run_search(
         )
         keras.utils.set_random_seed(config.seed)
         tuner = make_tuner(config, hypermodel)
-        if config.tuner_id is None:
-            tuner.trial_end_hook = lambda t: write_reports(config.project_dir)
+
+        def trial_end_hook(tuner):
+            if config.tuner_id is None:
+                write_reports(config.project_dir)
+            if on_trial_end is not None:
+                on_trial_end(tuner)
+
+        tuner.trial_end_hook = trial_end_hook
         tensorboard = keras.callbacks.TensorBoard(
             os.path.join(config.project_dir, "logs"), write_graph=False
         )
