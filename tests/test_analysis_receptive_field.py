@@ -111,3 +111,18 @@ def test_box_matches_gradient_support():
         top, left = support.min(axis=0)
         bottom, right = support.max(axis=0) + 1
         assert (int(top), int(left), int(bottom), int(right)) == field.box(row, col)
+
+
+def test_keras_applications_textbook_values():
+    # VGG16: 40 at conv3_3 and 212 at pool5; ResNet50 (zero-padding, merges): 19
+    # after the first block (7x7/2 conv, 3x3/2 pool, then a 3x3 conv at jump 4).
+    vgg = keras.applications.VGG16(
+        weights=None, include_top=False, input_shape=(32, 32, 3)
+    )
+    assert receptive_field(vgg, "block3_conv3").size == (40, 40)
+    assert receptive_field(vgg, "block5_pool").size == (212, 212)
+    resnet = keras.applications.ResNet50(
+        weights=None, include_top=False, input_shape=(64, 64, 3)
+    )
+    field = receptive_field(resnet, "conv2_block1_out")
+    assert (field.size, field.jump) == ((19, 19), (4, 4))
