@@ -239,3 +239,36 @@ def test_models_lists_the_registry():
     assert (
         by_name["alexnet"]["params"] is None and "67x67" in by_name["alexnet"]["error"]
     )
+
+
+def test_bad_image_folder_fails_before_any_run_directory(tmp_path, rng):
+    data = tmp_path / "data"
+    for cls in ("a", "b"):
+        for i in range(5):
+            path = data / cls / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(
+                tf.io.encode_png(
+                    rng.integers(0, 255, (8, 8, 1), dtype=np.uint8)
+                ).numpy()
+            )
+    (data / "a" / "3.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    workdir = tmp_path / "runs"
+    result = run_cli("train", "--dataset", data, "--workdir", workdir, "--epochs", "1")
+    assert_one_line_error(result, "unreadable image file", "3.png")
+    assert not workdir.exists()  # nothing written
+
+
+def test_empty_split_is_a_clear_error(tmp_path, rng):
+    data = tmp_path / "data"
+    for cls in ("a", "b"):
+        for i in range(2):  # 4 images: the 10% test hold-out is empty
+            path = data / cls / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(
+                tf.io.encode_png(
+                    rng.integers(0, 255, (8, 8, 1), dtype=np.uint8)
+                ).numpy()
+            )
+    result = run_cli("train", "--dataset", data, "--workdir", tmp_path / "runs")
+    assert_one_line_error(result, "empty test and validation split")

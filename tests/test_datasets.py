@@ -278,3 +278,45 @@ def test_split_indices_validation():
 def test_write_idx_helper_matches_reader(tmp_path):
     write_idx(str(tmp_path / "x"), np.zeros((2, 2), np.uint8))
     assert (tmp_path / "x").read_bytes()[:4] == b"\x00\x00\x08\x02"
+
+
+def _folder(tmp_path, rng, n=6, size=(8, 8)):
+    for cls in ("a", "b"):
+        for i in range(n):
+            _write_png(
+                tmp_path / cls / f"{i}.png",
+                rng.integers(0, 255, (*size, 3), dtype=np.uint8),
+            )
+
+
+def test_image_folder_with_a_corrupt_jpeg_names_it(tmp_path, rng):
+    _folder(tmp_path, rng)
+    good = tf.io.encode_jpeg(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).numpy()
+    (tmp_path / "a" / "broken.jpg").write_bytes(good[: len(good) // 2])
+    datasets._get_source.cache_clear()
+    with pytest.raises(
+        UserInputError, match=r"1 unreadable image file\(s\).*broken\.jpg"
+    ):
+        load_dataset(str(tmp_path), "train")
+
+
+def test_image_folder_reports_skipped_non_images(tmp_path, rng):
+    _folder(tmp_path, rng)
+    (tmp_path / "b" / "README.txt").write_text("notes")
+    datasets._get_source.cache_clear()
+    _, info = load_dataset(str(tmp_path), "train")
+    assert info.notes == (
+        f"skipped 1 non-image file(s) in {tmp_path} (first: {tmp_path / 'b' / 'README.txt'})",
+    )
+
+
+def test_image_folder_with_mixed_sizes_needs_image_size(tmp_path, rng):
+    _folder(tmp_path, rng)
+    _write_png(
+        tmp_path / "b" / "big.png", rng.integers(0, 255, (16, 12, 3), dtype=np.uint8)
+    )
+    datasets._get_source.cache_clear()
+    with pytest.raises(UserInputError, match=r"differ in size.*--image-size"):
+        load_dataset(str(tmp_path), "train")
+    _, info = load_dataset(str(tmp_path), "train", image_size=(10, 10))
+    assert info.image_shape == (10, 10, 3)

@@ -76,6 +76,7 @@ class DatasetInfo:
         validation_fraction: float. Fraction of the training split held out.
         train_fraction: float. Fraction of the remaining training examples used.
         seed: int. Seed of the validation split and of shuffling.
+        notes: tuple of str. What the loader chose to skip, with counts.
     """
 
     name: str
@@ -87,11 +88,13 @@ class DatasetInfo:
     validation_fraction: float
     train_fraction: float
     seed: int
+    notes: tuple = ()
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["image_shape"] = list(self.image_shape)
         d["class_names"] = list(self.class_names)
+        d["notes"] = list(self.notes)
         return d
 
 
@@ -283,19 +286,47 @@ def _folder_splits(root: str) -> dict[str, str]:
     return {"all": root}
 
 
-def _list_folder(root: str) -> tuple[list[str], list[int], list[str]]:
+def _list_folder(root: str) -> tuple[list[str], list[int], list[str], list[str]]:
+    """Lists `root/<class>/**/*` images; returns paths, labels, classes, skipped.
+
+    `skipped` are the non-hidden files without an image extension.
+    """
     classes = sorted(
         d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
     )
-    paths, labels = [], []
+    paths, labels, skipped = [], [], []
     for index, cls in enumerate(classes):
         for path in sorted(
             glob.glob(os.path.join(root, cls, "**", "*"), recursive=True)
         ):
+            if os.path.isdir(path):
+                continue
             if path.lower().endswith(_IMAGE_EXTENSIONS):
                 paths.append(path)
                 labels.append(index)
-    return paths, labels, classes
+            else:
+                skipped.append(path)
+    return paths, labels, classes, skipped
+
+
+def _inspect_image(path: str):
+    """(height, width, channels) of an image, decoding it fully, or an error."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()  # a full decode: catches truncated and corrupt files
+            channels = 1 if image.mode in ("L", "1", "I", "I;16", "F") else 3
+            return (image.height, image.width, channels), None
+    except Exception as e:  # PIL raises many types for a bad file
+        return None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
+def _inspect_images(paths: list[str]) -> list:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        return list(pool.map(_inspect_image, paths))
 
 
 def _decode_image(path: str, channels: int, image_size) -> tf.Tensor:
@@ -305,19 +336,12 @@ def _decode_image(path: str, channels: int, image_size) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 
-def _probe_image(path: str) -> tuple[int, int, int]:
-    try:
-        image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False)
-    except tf.errors.OpError as e:
-        raise UserInputError(f"{path}: cannot decode image ({e.message}).") from None
-    return tuple(int(d) for d in image.shape)
-
-
 class _Source:
     """Uniform view of a dataset source: uint8 examples and metadata."""
 
     def __init__(self, name, data_dir, tfds_data_dir, image_size):
         self.name = name
+        self.notes = []
         self.image_size = tuple(image_size) if image_size else None
         if os.path.isdir(name):
             self._init_folder(name)
@@ -351,8 +375,8 @@ class _Source:
         self.kind = "folder"
         self.source = f"folder:{os.path.abspath(root)}"
         self.folders = _folder_splits(root)
-        first = next(iter(self.folders.values()))
-        paths, _, classes = _list_folder(first)
+        listings = {split: _list_folder(d) for split, d in self.folders.items()}
+        paths, _, classes, _ = next(iter(listings.values()))
         if len(classes) < 2 or not paths:
             raise UserInputError(
                 f"{root}: expected one sub-folder of images per class (at least 2 "
@@ -360,9 +384,38 @@ class _Source:
                 f"{len(classes)} class folders and {len(paths)} images."
             )
         self.class_names = tuple(classes)
-        height, width, channels = _probe_image(paths[0])
-        self.channels = 1 if channels == 1 else 3
-        size = self.image_size or (height, width)
+        # Check every image once, up front: a corrupt file is an error naming it
+        # here, not a TensorFlow traceback in the middle of an epoch.
+        all_paths = [p for listing in listings.values() for p in listing[0]]
+        shapes = {}
+        corrupt = []
+        for path, (shape, error) in zip(all_paths, _inspect_images(all_paths)):
+            if error:
+                corrupt.append((path, error))
+            else:
+                shapes[path] = shape
+        if corrupt:
+            path, error = corrupt[0]
+            raise UserInputError(
+                f"{len(corrupt)} unreadable image file(s) in {root}; first: {path} "
+                f"({error}). Remove or replace them."
+            )
+        sizes = {shape[:2]: path for path, shape in shapes.items()}
+        if len(sizes) > 1 and not self.image_size:
+            (size_a, path_a), (size_b, path_b) = list(sizes.items())[:2]
+            raise UserInputError(
+                f"Images in {root} differ in size ({path_a} is {size_a[0]}x"
+                f"{size_a[1]}, {path_b} is {size_b[0]}x{size_b[1]}); pass "
+                f"--image-size H,W to resize them all."
+            )
+        skipped = [p for listing in listings.values() for p in listing[3]]
+        if skipped:
+            self.notes.append(
+                f"skipped {len(skipped)} non-image file(s) in {root} (first: "
+                f"{skipped[0]})"
+            )
+        self.channels = 3 if any(s[2] == 3 for s in shapes.values()) else 1
+        size = self.image_size or next(iter(sizes))
         self.image_shape = (*size, self.channels)
 
     # -- examples ----------------------------------------------------------
@@ -388,13 +441,13 @@ class _Source:
         if "all" in self.folders:
             # A single folder: hold out a fixed 10% as the test split, with a
             # seed that never changes, so every run is tested on the same images.
-            paths, labels, _ = _list_folder(self.folders["all"])
+            paths, labels, _, _ = _list_folder(self.folders["all"])
             parts = split_indices(len(paths), 0.1, 1.0, seed=20260101)
             chosen = parts["validation" if split == "test" else "train"]
             paths = [paths[i] for i in chosen]
             labels = [labels[i] for i in chosen]
         else:
-            paths, labels, classes = _list_folder(self.folders[split])
+            paths, labels, classes, _ = _list_folder(self.folders[split])
             if tuple(classes) != self.class_names:
                 raise UserInputError(
                     f"{self.folders[split]}: class folders {classes} differ from "
@@ -634,5 +687,6 @@ def load_dataset(
         validation_fraction=float(validation_fraction),
         train_fraction=float(train_fraction),
         seed=int(seed),
+        notes=tuple(source.notes),
     )
     return ds, info

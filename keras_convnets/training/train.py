@@ -128,6 +128,14 @@ def make_datasets(config: TrainConfig, epoch: tf.Variable | None = None):
         image_size=config.image_size,
     )
     _, info = load_dataset(config.dataset, "test", **common)
+    empty = [split for split in ("train", "test") if not info.sizes[split]]
+    if config.validation_fraction and not info.sizes["validation"]:
+        empty.append("validation")
+    if empty:
+        raise UserInputError(
+            f"Dataset {info.name!r} gives an empty {' and '.join(empty)} split "
+            f"(sizes: {info.sizes}); use more data or other fractions."
+        )
     one_hot = _one_hot_fn(info.num_classes)
     train, _ = load_dataset(
         config.dataset,
@@ -303,12 +311,22 @@ def train_and_evaluate(
     """
     start = start_time or time.time()
     config.validate()
+    # Seed first: weight initialization and dropout follow from it, and the
+    # data order and augmentation of epoch e follow from (seed, e). The data
+    # is opened before any run directory exists, so bad data leaves no trace.
+    keras.utils.set_random_seed(config.seed)
+    epoch_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+    datasets = make_datasets(config, epoch_variable)
+    for note in datasets[3].notes:
+        print(f"Note: {note}", flush=True)
     run_dir, resuming = prepare_run_dir(config)
     with io.run_lock(run_dir):
-        return _train_locked(config, run_dir, resuming, start, verbose)
+        return _train_locked(
+            config, run_dir, resuming, start, verbose, datasets, epoch_variable
+        )
 
 
-def _train_locked(config, run_dir, resuming, start, verbose):
+def _train_locked(config, run_dir, resuming, start, verbose, datasets, epoch_variable):
     paths = {
         name: os.path.join(run_dir, name)
         for name in (
@@ -325,11 +343,7 @@ def _train_locked(config, run_dir, resuming, start, verbose):
         print(f"Resuming the unfinished run in {run_dir}", flush=True)
     io.atomic_write_json(paths["config.json"], config.to_dict())
 
-    # Seed first: weight initialization and dropout follow from it, and the
-    # data order and augmentation of epoch e follow from (seed, e).
-    keras.utils.set_random_seed(config.seed)
-    epoch_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-    train_ds, val_ds, test_ds, info = make_datasets(config, epoch_variable)
+    train_ds, val_ds, test_ds, info = datasets
     steps_per_epoch = math.ceil(info.sizes["train"] / config.batch_size)
 
     model = get_model(
