@@ -74,6 +74,7 @@ TRAIN_EXAMPLES = """examples:
   keras-convnets train --dataset cifar10 --tfds-data-dir ~/tensorflow_datasets
   keras-convnets train --dataset path/to/folders --image-size 64,64
   keras-convnets train --config my_run.yaml --epochs 3   # flags override the file
+  keras-convnets train --genotype tuning/NAME/best_genotype.json --cells 2 --filters 32
 
 Rerunning the same command after a crash resumes the unfinished run.
 Open TensorBoard with: tensorboard --logdir saved_models"""
@@ -105,6 +106,17 @@ def _add_train_parser(subparsers):
         "--model-kwargs",
         metavar="JSON",
         help="builder arguments, e.g. '{\"dropout\": 0.5}'",
+    )
+    g.add_argument(
+        "--genotype",
+        metavar="FILE",
+        help="train a searched cell (best_genotype.json) instead of --model",
+    )
+    g.add_argument(
+        "--cells", type=_int, help="normal cells per stage (genotype; default 2)"
+    )
+    g.add_argument(
+        "--filters", type=_int, help="first-stage filters (genotype; default 32)"
     )
     g = p.add_argument_group("data")
     g.add_argument(

@@ -206,4 +206,39 @@ def test_training_with_augmentation(tmp_path, small_fashion_dir, policy):
         _config(tmp_path, small_fashion_dir, epochs=3, augment=policy), verbose=0
     )
     assert record["config"]["augment"] == policy
-    assert np.isfinite(record["test_loss"]) and record["test_accuracy"] > 0.2  # chance: 0.1
+    assert (
+        np.isfinite(record["test_loss"]) and record["test_accuracy"] > 0.2
+    )  # chance: 0.1
+
+
+def test_training_a_searched_genotype(tmp_path, small_fashion_dir):
+    from keras_convnets.search.genotype import Genotype
+
+    path = tmp_path / "best_genotype.json"
+    path.write_text(Genotype.random(blocks=2, seed=3).to_json())
+    record = train_and_evaluate(
+        _config(
+            tmp_path,
+            small_fashion_dir,
+            epochs=1,
+            genotype=str(path),
+            cells=1,
+            filters=8,
+        ),
+        verbose=0,
+    )
+    assert record["genotype"] == json.loads(path.read_text())
+    model, _ = load_model(str(tmp_path / "run"))
+    assert any(layer.name.startswith("stem") for layer in model.layers)
+    assert record["params"] == model.count_params()
+    with pytest.raises(UserInputError, match="missing.json"):
+        train_and_evaluate(
+            _config(
+                tmp_path,
+                small_fashion_dir,
+                run_name="r2",
+                genotype=str(tmp_path / "missing.json"),
+            ),
+            verbose=0,
+        )
+    assert not (tmp_path / "r2").exists()

@@ -36,6 +36,12 @@ class TrainConfig:
     model: str = "simple_cnn"
     # Extra keyword arguments for the model builder (e.g. {"dropout": 0.5}).
     model_kwargs: dict = field(default_factory=dict)
+    # A searched cell (`keras-convnets search`'s best_genotype.json) to stack
+    # instead of a registry model, with `cells` normal cells per stage and
+    # `filters` channels in the first stage.
+    genotype: str | None = None
+    cells: int = 2
+    filters: int = 32
 
     # --- Data --------------------------------------------------------------
     # `fashion_mnist`, `mnist`, a TFDS image-classification name, or a folder.
@@ -109,6 +115,8 @@ class TrainConfig:
                 "train_fraction",
             ),
             (self.warmup_epochs >= 0, "warmup_epochs must be >= 0", "warmup_epochs"),
+            (self.cells >= 1, "cells must be >= 1", "cells"),
+            (self.filters >= 1, "filters must be >= 1", "filters"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)", "momentum"),
             (
                 self.optimizer in OPTIMIZERS,

@@ -245,7 +245,12 @@ def prepare_run_dir(config: TrainConfig) -> tuple[str, bool]:
         if unfinished:
             return unfinished, True
         dataset = os.path.basename(os.path.normpath(config.dataset))
-        base = f"{config.model}-{dataset}-{io.timestamp()}"
+        model = (
+            "genotype-" + os.path.splitext(os.path.basename(config.genotype))[0]
+            if config.genotype
+            else config.model
+        )
+        base = f"{model}-{dataset}-{io.timestamp()}"
         run_dir, i = os.path.join(config.workdir, base), 1
         while os.path.exists(run_dir):
             i += 1
@@ -319,14 +324,34 @@ def train_and_evaluate(
     datasets = make_datasets(config, epoch_variable)
     for note in datasets[3].notes:
         print(f"Note: {note}", flush=True)
+    model = build_model(config, datasets[3])
     run_dir, resuming = prepare_run_dir(config)
     with io.run_lock(run_dir):
         return _train_locked(
-            config, run_dir, resuming, start, verbose, datasets, epoch_variable
+            config, run_dir, resuming, start, verbose, datasets, epoch_variable, model
         )
 
 
-def _train_locked(config, run_dir, resuming, start, verbose, datasets, epoch_variable):
+def build_model(config: TrainConfig, info: DatasetInfo) -> keras.Model:
+    """The config's registry model, or its searched genotype stacked into a net."""
+    if config.genotype:
+        from keras_convnets.search.genotype import build_from_genotype, load_genotype
+
+        return build_from_genotype(
+            load_genotype(config.genotype),
+            info.image_shape,
+            info.num_classes,
+            cells=config.cells,
+            filters=config.filters,
+        )
+    return get_model(
+        config.model, info.image_shape, info.num_classes, **config.model_kwargs
+    )
+
+
+def _train_locked(
+    config, run_dir, resuming, start, verbose, datasets, epoch_variable, model
+):
     paths = {
         name: os.path.join(run_dir, name)
         for name in (
@@ -346,9 +371,6 @@ def _train_locked(config, run_dir, resuming, start, verbose, datasets, epoch_var
     train_ds, val_ds, test_ds, info = datasets
     steps_per_epoch = math.ceil(info.sizes["train"] / config.batch_size)
 
-    model = get_model(
-        config.model, info.image_shape, info.num_classes, **config.model_kwargs
-    )
     model.compile(
         optimizer=build_optimizer(config, steps_per_epoch),
         loss=keras.losses.CategoricalCrossentropy(
@@ -408,7 +430,8 @@ def _train_locked(config, run_dir, resuming, start, verbose, datasets, epoch_var
         "run_dir": os.path.abspath(run_dir),
         "config": config.to_dict(),
         "dataset": info.to_dict(),
-        "model": config.model,
+        "model": model.name if config.genotype else config.model,
+        "genotype": _read_genotype(config.genotype),
         "params": int(model.count_params()),
         "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         "history": _columns(history),
@@ -426,6 +449,10 @@ def _train_locked(config, run_dir, resuming, start, verbose, datasets, epoch_var
     io.atomic_write_json(paths["run.json"], record)
     shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
     return record
+
+
+def _read_genotype(path):
+    return io.read_json(path) if path else None
 
 
 def _columns(history: list[dict]) -> dict:
