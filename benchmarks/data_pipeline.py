@@ -5,6 +5,8 @@ fed to `model.fit`), for:
 
 - `keras_convnets`: `load_dataset` (uint8 cache -> shuffle -> batch ->
   map(float conversion) -> prefetch);
+- `keras_convnets_epoch_keyed`: the same with the order of each epoch keyed on
+  `(seed, epoch)` (what `train` uses, for exact resume);
 - `map_before_batch`: the same steps with the per-image map before `batch`
   (what most tutorials write);
 - `float_arrays`: float32 numpy arrays converted up front and sliced by tf.data
@@ -50,6 +52,14 @@ def ours():
     return ds
 
 
+def ours_epoch_keyed():
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    ds, _ = datasets.load_dataset(
+        "fashion_mnist", "train", batch_size=BATCH, seed=0, epoch=epoch
+    )
+    return ds
+
+
 def map_before_batch():
     images, labels = _arrays()
     ds = tf.data.Dataset.from_tensor_slices((images, labels)).cache()
@@ -78,6 +88,7 @@ def keras_fit_arrays():
 
 PEERS = {
     "keras_convnets": ours,
+    "keras_convnets_epoch_keyed": ours_epoch_keyed,
     "map_before_batch": map_before_batch,
     "float_arrays": float_arrays,
     "keras_fit_arrays": keras_fit_arrays,
