@@ -77,32 +77,16 @@ def class_index(name_or_index, class_names, num_classes) -> int | None:
 
 
 def _dataset(record, dataset, split, data_dir, tfds_data_dir, batch_size):
-    from keras_convnets.data.datasets import load_dataset
+    from keras_convnets.training.train import run_dataset
 
-    options = {}
-    if record:
-        cfg = record["config"]
-        dataset = dataset or cfg["dataset"]
-        options = dict(
-            seed=cfg["seed"],
-            validation_fraction=cfg["validation_fraction"],
-            image_size=cfg.get("image_size"),
-        )
-        data_dir = data_dir or cfg.get("data_dir")
-        tfds_data_dir = tfds_data_dir or cfg.get("tfds_data_dir")
-    if not dataset:
-        raise UserInputError(
-            "No run.json beside the model, so no dataset is known; pass --images "
-            "or --dataset."
-        )
-    return load_dataset(
+    return run_dataset(
+        record,
         dataset,
         split,
         batch_size=batch_size,
-        shuffle=False,
         data_dir=data_dir,
         tfds_data_dir=tfds_data_dir,
-        **options,
+        hint="--images or --dataset",
     )
 
 

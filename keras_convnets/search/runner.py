@@ -26,7 +26,6 @@ import csv
 import dataclasses
 import gc
 import io as _io
-import json
 import math
 import os
 import shutil
@@ -42,6 +41,7 @@ from keras_convnets.errors import UserInputError
 from keras_convnets.search.evolution import RegularizedEvolutionOracle
 from keras_convnets.search.genotype import Genotype
 from keras_convnets.search.hypermodel import OBJECTIVE, CellHyperModel, objective
+from keras_convnets.training import config as _config
 from keras_convnets.training import io
 
 TUNERS = ("random", "hyperband", "bayesian", "evolution")
@@ -229,95 +229,24 @@ class SearchConfig:
 
 
 _LIST_FIELDS = {"cells": int, "filters": int, "learning_rate": float, "augment": str}
-_FIELDS = {f.name: f for f in dataclasses.fields(SearchConfig)}
-
-
-def _coerce(name, value, where):
-    if name in _LIST_FIELDS:
-        kind = _LIST_FIELDS[name]
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)):
-            items = [items]
-        try:
-            result = tuple(
-                kind(str(v).strip()) if kind is str else kind(v) for v in items
-            )
-        except (TypeError, ValueError):
-            raise UserInputError(
-                f"{where}: {name} must be a {kind.__name__} or a list of them. "
-                f"Received: {name}={value!r}"
-            ) from None
-        if not result:
-            raise UserInputError(
-                f"{where}: {name} needs a value. Received: {name}={value!r}"
-            )
-        return result
-    hint = typing.get_type_hints(SearchConfig)[name]
-    args = typing.get_args(hint)
-    base = next((a for a in args if a is not type(None)), hint) if args else hint
-    if value is None:
-        if type(None) in args:
-            return None
-        raise UserInputError(f"{where}: {name} may not be null.")
-    try:
-        if base is bool:
-            if isinstance(value, str):
-                value = {"true": True, "false": False}[value.strip().lower()]
-            if not isinstance(value, bool):
-                raise ValueError(value)
-            return value
-        if base is int:
-            if isinstance(value, bool) or (
-                isinstance(value, float) and not value.is_integer()
-            ):
-                raise ValueError(value)
-            return int(value)
-        if base is float:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return float(value)
-        return str(value)
-    except (KeyError, TypeError, ValueError):
-        raise UserInputError(
-            f"{where}: {name} must be a {base.__name__}. Received: {name}={value!r}"
-        ) from None
 
 
 def check_values(values: dict, where: str) -> dict:
     """Checks and converts `{field: value}` from a file or flags."""
-    import difflib
-
-    checked = {}
-    for key, value in values.items():
-        name = str(key).replace("-", "_")
-        if name not in _FIELDS:
-            close = difflib.get_close_matches(name, _FIELDS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UserInputError(f"{where}: unknown search config key {key!r}{hint}.")
-        checked[name] = _coerce(name, value, where)
-    return checked
+    return _config.check_values(
+        values,
+        where,
+        schema=SearchConfig,
+        list_fields=_LIST_FIELDS,
+        label="search config",
+    )
 
 
 def read_config_file(path: str) -> dict:
     """Reads a YAML or JSON search config (fields of `SearchConfig`)."""
-    if not os.path.isfile(path):
-        raise UserInputError(f"Config file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    try:
-        import yaml
-
-        data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-    except Exception as e:  # json and yaml raise their own error types
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UserInputError(f"{path}: cannot parse config ({first}).") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UserInputError(
-            f"{path}: a config file must hold a mapping of field: value."
-        )
-    return check_values(data, where=path)
+    return _config.read_config_file(
+        path, schema=SearchConfig, list_fields=_LIST_FIELDS, label="search config"
+    )
 
 
 def resolve_search_config(

@@ -211,12 +211,21 @@ def get_recipe(name: str) -> TrainConfig:
 # ----------------------------------------------------------------------------
 # Loading and merging.
 
-_FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
+def coerce_value(schema, name: str, value, where: str, list_fields=None):
+    """Converts a value from a file or flag to a config field's type, or raises.
 
-def _coerce(name: str, value, where: str):
-    """Converts a value from a file or flag to the field's type, or raises."""
-    hint = typing.get_type_hints(TrainConfig)[name]
+    Args:
+        schema: a config dataclass (`TrainConfig`, `search.runner.SearchConfig`).
+        name: str. The field.
+        value: what the file or flag gave.
+        where: str. The file (or "command line") for the error message.
+        list_fields: dict `{field: item type}` of fields that take a comma list
+            or a YAML list (the search space's choices).
+    """
+    if list_fields and name in list_fields:
+        return _coerce_list(name, value, where, list_fields[name])
+    hint = typing.get_type_hints(schema)[name]
     args = typing.get_args(hint)
     optional = type(None) in args
     base = next((a for a in args if a is not type(None)), hint) if args else hint
@@ -274,8 +283,35 @@ def _coerce(name: str, value, where: str):
     return value
 
 
-def read_config_file(path: str) -> dict:
-    """Reads a YAML or JSON config file into a dict of checked field values."""
+def _coerce_list(name, value, where, kind):
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        items = [items]
+    try:
+        result = tuple(kind(str(v).strip()) if kind is str else kind(v) for v in items)
+    except (TypeError, ValueError):
+        raise UserInputError(
+            f"{where}: {name} must be a {kind.__name__} or a list of them. "
+            f"Received: {name}={value!r}"
+        ) from None
+    if not result:
+        raise UserInputError(
+            f"{where}: {name} needs a value. Received: {name}={value!r}"
+        )
+    return result
+
+
+def read_config_file(
+    path: str, schema=TrainConfig, list_fields=None, label: str = "config"
+) -> dict:
+    """Reads a YAML or JSON config file into a dict of checked field values.
+
+    Args:
+        path: str. A `.json` file, or YAML for any other name.
+        schema: the config dataclass whose fields the file sets.
+        list_fields: see `coerce_value`.
+        label: str. What the file is, for error messages.
+    """
     if not os.path.isfile(path):
         raise UserInputError(f"Config file not found: {path}")
     with open(path, encoding="utf-8") as f:
@@ -289,26 +325,36 @@ def read_config_file(path: str) -> dict:
             data = yaml.safe_load(text)
     except Exception as e:  # json/yaml each raise their own error types
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UserInputError(f"{path}: cannot parse config ({first}).") from None
+        raise UserInputError(f"{path}: cannot parse {label} ({first}).") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise UserInputError(
-            f"{path}: a config file must hold a mapping of field: value, "
+            f"{path}: a {label} file must hold a mapping of field: value, "
             f"got {type(data).__name__}."
         )
-    return check_values(data, where=path)
+    return check_values(
+        data, where=path, schema=schema, list_fields=list_fields, label=label
+    )
 
 
-def check_values(values: dict, where: str) -> dict:
+def check_values(
+    values: dict,
+    where: str,
+    schema=TrainConfig,
+    list_fields=None,
+    label: str = "config",
+) -> dict:
+    """Checks field names (suggesting close ones) and converts their values."""
+    fields = [f.name for f in dataclasses.fields(schema)]
     checked = {}
     for key, value in values.items():
         name = str(key).replace("-", "_")
-        if name not in _FIELDS:
-            close = difflib.get_close_matches(name, _FIELDS, n=1)
+        if name not in fields:
+            close = difflib.get_close_matches(name, fields, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UserInputError(f"{where}: unknown config key {key!r}{hint}.")
-        checked[name] = _coerce(name, value, where)
+            raise UserInputError(f"{where}: unknown {label} key {key!r}{hint}.")
+        checked[name] = coerce_value(schema, name, value, where, list_fields)
     return checked
 
 

@@ -569,6 +569,47 @@ def evaluate(
         `{"accuracy", "loss", "examples", "dataset", "split", "model_path"}`.
     """
     model, record = load_model(path, unsafe=unsafe)
+    ds, info = run_dataset(
+        record,
+        dataset,
+        split,
+        batch_size=batch_size,
+        data_dir=data_dir,
+        tfds_data_dir=tfds_data_dir,
+        where=path,
+    )
+    _check_compatible(model, info)
+    result = evaluate_model(model, ds)
+    result.update(
+        dataset=info.name, split=split, model_path=resolve_model_path(path)[0]
+    )
+    return result
+
+
+def run_dataset(
+    record: dict | None,
+    dataset: str | None,
+    split: str,
+    batch_size: int = 256,
+    data_dir: str | None = None,
+    tfds_data_dir: str | None = None,
+    where: str = "the model",
+    hint: str = "--dataset",
+):
+    """A split of a saved run's dataset, carved as the run carved it.
+
+    Args:
+        record: dict or None. The run's `run.json` (None for a bare file).
+        dataset: str or None. Overrides the run's dataset.
+        split: str. `train`, `validation` or `test`.
+        batch_size: int. Batch size. The order is not shuffled.
+        data_dir, tfds_data_dir: str. Override the run's data folders.
+        where: str. The model, named in the error when no dataset is known.
+        hint: str. The flags the error suggests.
+
+    Returns:
+        `(dataset, info)` as `load_dataset` returns them.
+    """
     options = {}
     if record:
         cfg = record["config"]
@@ -581,21 +622,18 @@ def evaluate(
         data_dir = data_dir or cfg.get("data_dir")
         tfds_data_dir = tfds_data_dir or cfg.get("tfds_data_dir")
     if not dataset:
-        raise UserInputError(f"{path}: no run.json beside the model; pass --dataset.")
-    ds, info = load_dataset(
+        raise UserInputError(
+            f"No run.json beside {where}, so no dataset is known; pass {hint}."
+        )
+    return load_dataset(
         dataset,
         split,
         batch_size=batch_size,
+        shuffle=False,
         data_dir=data_dir,
         tfds_data_dir=tfds_data_dir,
         **options,
     )
-    _check_compatible(model, info)
-    result = evaluate_model(model, ds)
-    result.update(
-        dataset=info.name, split=split, model_path=resolve_model_path(path)[0]
-    )
-    return result
 
 
 def _check_compatible(model, info):
