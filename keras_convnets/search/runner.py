@@ -26,6 +26,7 @@ import csv
 import dataclasses
 import gc
 import io as _io
+import json
 import math
 import os
 import shutil
@@ -508,11 +509,40 @@ def _wait_for_chief(timeout: float) -> None:
 # The job.
 
 
+def _check_state_files(project_dir: str) -> None:
+    """Refuses to resume over damaged tuner state, naming the file.
+
+    KerasTuner would otherwise fail deep inside with a JSON traceback, or a
+    user might start afresh over hours of results: neither is acceptable.
+    """
+    paths = [os.path.join(project_dir, n) for n in sorted(os.listdir(project_dir))]
+    paths = [p for p in paths if p.endswith(".json") and os.path.isfile(p)]
+    for trial_dir in sorted(os.listdir(project_dir)):
+        trial_json = os.path.join(project_dir, trial_dir, "trial.json")
+        if trial_dir.startswith("trial_") and os.path.exists(trial_json):
+            paths.append(trial_json)
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise UserInputError(
+                f"{path}: corrupt search state ({getattr(e, 'msg', e)}). Restore "
+                f"this file to resume, or pass --overwrite to start the search over."
+            ) from None
+        if not isinstance(data, dict):
+            raise UserInputError(
+                f"{path}: corrupt search state (not a JSON object). Restore this "
+                f"file to resume, or pass --overwrite to start the search over."
+            )
+
+
 def _check_resume(config: SearchConfig) -> bool:
     """Whether the project exists; refuses one of a different search."""
     path = os.path.join(config.project_dir, "search_config.json")
     if not os.path.exists(path):
         return False
+    _check_state_files(config.project_dir)
     stored = io.read_json(path)
     stored_identity = {k: v for k, v in stored.items() if k not in config.RUN_FIELDS}
     identity = config.identity()
