@@ -345,6 +345,7 @@ def _cmd_models(args):
 _COMMAND_MODULES: list[str] = [
     "keras_convnets.analysis.commands",
     "keras_convnets.search.commands",
+    "keras_convnets.experiments.commands",
 ]
 
 

@@ -1,0 +1,34 @@
+"""Names of the experiments and their modules, imported only when run."""
+
+from __future__ import annotations
+
+import importlib
+
+# name -> (module, one-line description). Only finished experiments are here.
+EXPERIMENTS: dict[str, tuple[str, str]] = {
+    "gradients": (
+        "keras_convnets.experiments.gradients",
+        "hand-derived dL/dw of conv + sigma + max-pool + readout vs GradientTape "
+        "and the NumPy autodiff (parts 4-5)",
+    ),
+}
+
+
+def list_experiments() -> list[str]:
+    """The registered experiment names, sorted."""
+    return sorted(EXPERIMENTS)
+
+
+def get_experiment(name: str):
+    """The module of experiment `name` (it has a `run` function)."""
+    if name not in EXPERIMENTS:
+        raise ValueError(
+            f"Unknown experiment. Expected one of {list_experiments()}. "
+            f"Received: name={name!r}"
+        )
+    return importlib.import_module(EXPERIMENTS[name][0])
+
+
+def run_experiment(name, out_dir, quick=False, seed=0, data_dir=None) -> dict:
+    """Runs experiment `name`; returns its results (also in OUT/NAME/results.json)."""
+    return get_experiment(name).run(out_dir, quick=quick, seed=seed, data_dir=data_dir)
