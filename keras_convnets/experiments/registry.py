@@ -11,6 +11,11 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
         "hand-derived dL/dw of conv + sigma + max-pool + readout vs GradientTape "
         "and the NumPy autodiff (parts 4-5)",
     ),
+    "inductive-bias": (
+        "keras_convnets.experiments.inductive_bias",
+        "two points, five parameters: strong biases, augmentation, no free lunch "
+        "(part 1)",
+    ),
 }
 
 
