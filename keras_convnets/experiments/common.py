@@ -54,3 +54,61 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def train_config(quick: bool, seed: int, data_dir: str | None, **flags):
+    """A TrainConfig for an experiment: the package's defaults, no validation split.
+
+    Quick runs take 2 epochs in batches of 64 (for tests on a small subset given
+    by `data_dir`); full runs the flags given, else 10 epochs.
+    """
+    from keras_convnets.training.config import resolve_config
+
+    values = {
+        "dataset": "fashion_mnist",
+        "validation_fraction": 0.0,
+        "epochs": 2 if quick else 10,
+        "batch_size": 64 if quick else 128,
+        "warmup_epochs": 0.0 if quick else 1.0,
+        "seed": seed,
+    }
+    if data_dir:
+        values["data_dir"] = data_dir
+    values.update(flags)
+    return resolve_config({}, values)
+
+
+def fit_curves(model, config, train=None, test=None) -> dict:
+    """Trains `model` with the package's optimizer; returns per-epoch curves.
+
+    Args:
+        model: keras.Model with a softmax output.
+        config: TrainConfig (epochs, optimizer, schedule, augmentation, data).
+        train, test: datasets with one-hot labels; `make_datasets(config)`
+            when None.
+
+    Returns:
+        `{"train_accuracy": [...], "test_accuracy": [...], "params": int}` with
+        one entry per epoch (training accuracy on the augmented batches).
+    """
+    import keras
+
+    from keras_convnets.training.train import build_optimizer, make_datasets
+
+    if train is None or test is None:
+        train, _, test, _ = make_datasets(config)
+    steps = int(train.cardinality().numpy())
+    keras.utils.set_random_seed(config.seed)
+    model.compile(
+        optimizer=build_optimizer(config, max(1, steps)),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    history = model.fit(
+        train, validation_data=test, epochs=config.epochs, verbose=0, shuffle=False
+    )
+    return {
+        "train_accuracy": [float(v) for v in history.history["accuracy"]],
+        "test_accuracy": [float(v) for v in history.history["val_accuracy"]],
+        "params": int(model.count_params()),
+    }

@@ -16,6 +16,11 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
         "two points, five parameters: strong biases, augmentation, no free lunch "
         "(part 1)",
     ),
+    "dense-vs-conv": (
+        "keras_convnets.experiments.dense_vs_conv",
+        "MLP vs locally connected vs conv at similar budgets, with and without "
+        "translation augmentation (parts 1-2)",
+    ),
 }
 
 
