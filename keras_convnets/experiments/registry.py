@@ -21,6 +21,11 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
         "MLP vs locally connected vs conv at similar budgets, with and without "
         "translation augmentation (parts 1-2)",
     ),
+    "translation-invariance": (
+        "keras_convnets.experiments.translation_invariance",
+        "Illing's net on a 40x40 canvas: representation change and accuracy under "
+        "shifts for max-pool stride 1/2, average pool, no pool (part 3)",
+    ),
 }
 
 
