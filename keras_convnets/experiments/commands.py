@@ -33,7 +33,8 @@ def add_parsers(subparsers, formatter) -> None:
     from keras_convnets.experiments.registry import EXPERIMENTS
 
     listing = "\n".join(
-        f"  {name:<22}{description}" for name, (_, description) in EXPERIMENTS.items()
+        f"  {name}\n      {description}"
+        for name, (_, description) in EXPERIMENTS.items()
     )
     p = subparsers.add_parser(
         "experiment",
