@@ -82,7 +82,12 @@ Open TensorBoard with: tensorboard --logdir saved_models"""
 
 def _add_train_parser(subparsers):
     from keras_convnets.data.augment import list_policies
-    from keras_convnets.training.config import OPTIMIZERS, RECIPES, SCHEDULES
+    from keras_convnets.training.config import (
+        OPTIMIZERS,
+        PRECISIONS,
+        RECIPES,
+        SCHEDULES,
+    )
 
     p = subparsers.add_parser(
         "train",
@@ -147,6 +152,11 @@ def _add_train_parser(subparsers):
     g.add_argument("--weight-decay", type=_float)
     g.add_argument("--momentum", type=_float)
     g.add_argument("--label-smoothing", type=_float)
+    g.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="fp32 (default), or mixed bf16/fp16 with float32 variables and outputs",
+    )
     g.add_argument(
         "--jit-compile",
         choices=("auto", "true", "false"),

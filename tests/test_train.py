@@ -242,3 +242,21 @@ def test_training_a_searched_genotype(tmp_path, small_fashion_dir):
             verbose=0,
         )
     assert not (tmp_path / "r2").exists()
+
+
+@pytest.mark.parametrize(
+    "precision, compute", [("bf16", "bfloat16"), ("fp16", "float16")]
+)
+def test_mixed_precision_keeps_float32_outputs(
+    tmp_path, small_fashion_dir, precision, compute
+):
+    record = train_and_evaluate(
+        _config(tmp_path, small_fashion_dir, epochs=2, precision=precision), verbose=0
+    )
+    assert keras.config.dtype_policy().name == "float32"  # global policy restored
+    model, _ = load_model(str(tmp_path / "run"))
+    assert model.get_layer("stage1_conv1").compute_dtype == compute
+    assert model.get_layer("stage1_conv1").kernel.dtype == "float32"
+    assert model.get_layer("predictions").compute_dtype == "float32"
+    assert model.output.dtype == "float32"
+    assert np.isfinite(record["test_loss"]) and record["test_accuracy"] > 0.4

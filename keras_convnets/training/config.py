@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from keras_convnets.errors import UserInputError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov")
+PRECISIONS = ("fp32", "bf16", "fp16")
 SCHEDULES = ("constant", "cosine", "one-cycle")
 
 
@@ -77,6 +78,9 @@ class TrainConfig:
     momentum: float = 0.9
     # Label smoothing of the cross-entropy loss.
     label_smoothing: float = 0.0
+    # Compute precision: fp32, or mixed bf16 / fp16 (variables and the softmax
+    # output stay float32; fp16 gets dynamic loss scaling).
+    precision: str = "fp32"
     # XLA compilation of the train step; None: on for GPU/TPU, off on CPU
     # (where XLA was measured slower than oneDNN).
     jit_compile: bool | None = None
@@ -122,6 +126,11 @@ class TrainConfig:
                 self.optimizer in OPTIMIZERS,
                 f"optimizer must be one of {', '.join(OPTIMIZERS)}",
                 "optimizer",
+            ),
+            (
+                self.precision in PRECISIONS,
+                f"precision must be one of {', '.join(PRECISIONS)}",
+                "precision",
             ),
             (
                 self.schedule in SCHEDULES,

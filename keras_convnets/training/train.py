@@ -332,8 +332,41 @@ def train_and_evaluate(
         )
 
 
+_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
 def build_model(config: TrainConfig, info: DatasetInfo) -> keras.Model:
-    """The config's registry model, or its searched genotype stacked into a net."""
+    """The config's registry model (or searched genotype) at its precision.
+
+    With `bf16`/`fp16` the model is built under Keras's mixed dtype policy
+    (float32 variables, low-precision compute) and its output layers are
+    switched to float32, so the softmax and the loss are computed in float32.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(_POLICIES[config.precision])
+    try:
+        model = _build_architecture(config, info)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    if config.precision != "fp32":
+        model = _float32_outputs(model)
+    return model
+
+
+def _float32_outputs(model: keras.Model) -> keras.Model:
+    """A clone of a mixed-precision model whose output layers compute in float32."""
+    output_layers = {id(t._keras_history.operation) for t in model.outputs}
+
+    def clone(layer):
+        config = layer.get_config()
+        if id(layer) in output_layers:
+            config["dtype"] = "float32"
+        return layer.__class__.from_config(config)
+
+    return keras.models.clone_model(model, clone_function=clone)
+
+
+def _build_architecture(config: TrainConfig, info: DatasetInfo) -> keras.Model:
     if config.genotype:
         from keras_convnets.search.genotype import build_from_genotype, load_genotype
 
