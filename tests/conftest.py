@@ -57,6 +57,25 @@ def small_fashion_dir(tmp_path_factory, fashion_mnist_dir):
     return str(out)
 
 
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory, small_fashion_dir):
+    """A real run directory (model.keras + run.json), trained once per test
+    process: the quick recipe, 1 epoch on the small Fashion-MNIST subset."""
+    from keras_convnets.training.config import resolve_config
+    from keras_convnets.training.train import train_and_evaluate
+
+    workdir = tmp_path_factory.mktemp("shared_runs")
+    flags = {
+        "recipe": "quick",
+        "data_dir": small_fashion_dir,
+        "workdir": str(workdir),
+        "run_name": "r",
+        "epochs": 1,
+    }
+    train_and_evaluate(resolve_config({}, flags), verbose=0)
+    return str(workdir / "r")
+
+
 def run_cli(*args, cwd=None, timeout=300, env=None, check=False):
     """Runs `python -m keras_convnets ARGS` as a real subprocess."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}

@@ -12,26 +12,6 @@ from conftest import assert_one_line_error, run_cli
 from keras_convnets.analysis import commands, report
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, small_fashion_dir):
-    from keras_convnets.training.config import resolve_config
-    from keras_convnets.training.train import train_and_evaluate
-
-    workdir = tmp_path_factory.mktemp("cli_runs")
-    config = resolve_config(
-        {},
-        {
-            "recipe": "quick",
-            "data_dir": small_fashion_dir,
-            "workdir": str(workdir),
-            "run_name": "r",
-            "epochs": 1,
-        },
-    )
-    train_and_evaluate(config, verbose=0)
-    return str(workdir / "r")
-
-
 def _read_png(path):
     assert os.path.isfile(path), path
     return tf.io.decode_png(tf.io.read_file(path)).numpy()

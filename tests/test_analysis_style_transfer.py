@@ -21,26 +21,6 @@ from keras_convnets.errors import UserInputError
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, small_fashion_dir):
-    from keras_convnets.training.config import resolve_config
-    from keras_convnets.training.train import train_and_evaluate
-
-    workdir = tmp_path_factory.mktemp("style_runs")
-    config = resolve_config(
-        {},
-        {
-            "recipe": "quick",
-            "data_dir": small_fashion_dir,
-            "workdir": str(workdir),
-            "run_name": "r",
-            "epochs": 1,
-        },
-    )
-    train_and_evaluate(config, verbose=0)
-    return str(workdir / "r")
-
-
-@pytest.fixture(scope="module")
 def pair(small_fashion_dir):
     ds, _ = load_dataset(
         "fashion_mnist", "test", batch_size=8, data_dir=small_fashion_dir
