@@ -56,11 +56,15 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def train_config(quick: bool, seed: int, data_dir: str | None, **flags):
+def train_config(
+    quick: bool, seed: int, data_dir: str | None, full: dict | None = None, **flags
+):
     """A TrainConfig for an experiment: the package's defaults, no validation split.
 
     Quick runs take 2 epochs in batches of 64 (for tests on a small subset given
-    by `data_dir`); full runs the flags given, else 10 epochs.
+    by `data_dir`); full runs 10 epochs in batches of 128, then `full` (the
+    experiment's sizing, e.g. `{"train_fraction": 0.25}`, so that a full run
+    fits in about ten minutes on 2 CPU cores). `flags` apply to both.
     """
     from keras_convnets.training.config import resolve_config
 
@@ -74,6 +78,8 @@ def train_config(quick: bool, seed: int, data_dir: str | None, **flags):
     }
     if data_dir:
         values["data_dir"] = data_dir
+    if not quick:
+        values.update(full or {})
     values.update(flags)
     return resolve_config({}, values)
 
