@@ -175,7 +175,10 @@ def visualize(
             f"what must be one of {', '.join(WHATS)}. Received: what={what!r}"
         )
     logdir = tensorboard_dir(path) if tensorboard else None
+    from keras_convnets.models.tta import unwrap_tta
+
     model, record = load_model(path)
+    model = unwrap_tta(model)  # look inside the classifier, not the TTA average
     class_names = record["dataset"]["class_names"] if record else None
     num_classes = model.output_shape[-1]
     layer = layer or default_layer(model, what)

@@ -100,6 +100,9 @@ def load_backbone(spec) -> Backbone:
         model, _ = load_model(spec)
     else:
         model = spec
+    from keras_convnets.models.tta import unwrap_tta
+
+    model = unwrap_tta(model)
     convs = _common.conv_layer_names(model)
     if not convs:
         raise UserInputError(

@@ -19,6 +19,8 @@ from keras_convnets.errors import UserInputError
 OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov")
 PRECISIONS = ("fp32", "bf16", "fp16")
 SCHEDULES = ("constant", "cosine", "one-cycle")
+# Test-time augmentation policies (`keras_convnets.models.tta.TTA_POLICIES`).
+TTA_POLICIES = ("none", "flip")
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,13 @@ class TrainConfig:
     momentum: float = 0.9
     # Label smoothing of the cross-entropy loss.
     label_smoothing: float = 0.0
+    # Exponential moving average of the weights (Keras `use_ema`), momentum per
+    # step; 0 turns it off. The average is copied into the model at the end of
+    # every epoch, so validation, the best checkpoint and the saved model use it.
+    ema: float = 0.0
+    # Test-time augmentation saved inside model.keras: `none` or `flip`
+    # (average of the image's and its mirror image's predictions).
+    tta: str = "none"
     # Compute precision: fp32, or mixed bf16 / fp16 (variables and the softmax
     # output stay float32; fp16 gets dynamic loss scaling).
     precision: str = "fp32"
@@ -122,6 +131,12 @@ class TrainConfig:
             (self.cells >= 1, "cells must be >= 1", "cells"),
             (self.filters >= 1, "filters must be >= 1", "filters"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)", "momentum"),
+            (0 <= self.ema < 1, "ema must be in [0, 1)", "ema"),
+            (
+                self.tta in TTA_POLICIES,
+                f"tta must be one of {', '.join(TTA_POLICIES)}",
+                "tta",
+            ),
             (
                 self.optimizer in OPTIMIZERS,
                 f"optimizer must be one of {', '.join(OPTIMIZERS)}",
