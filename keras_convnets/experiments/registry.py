@@ -26,6 +26,22 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
         "Illing's net on a 40x40 canvas: representation change and accuracy under "
         "shifts for max-pool stride 1/2, average pool, no pool (part 3)",
     ),
+    "pooling": (
+        "keras_convnets.experiments.pooling",
+        "max vs mean vs L2 vs median vs no pooling in Illing's net: accuracy, "
+        "parameters and invariance under shifts (part 3)",
+    ),
+    "outer-product": (
+        "keras_convnets.experiments.outer_product",
+        "full vs outer-product vs depthwise-separable convolutions at the same "
+        "layout: parameters, FLOPs, accuracy (part 6)",
+    ),
+    "transfer": (
+        "keras_convnets.experiments.transfer",
+        "pretrain on classes 0-4, retrain the top on 5-9 with 10/100/1000 labels "
+        "per class vs from scratch, then fine-tune; --backbone for "
+        "keras.applications (part 7)",
+    ),
 }
 
 
@@ -44,6 +60,22 @@ def get_experiment(name: str):
     return importlib.import_module(EXPERIMENTS[name][0])
 
 
-def run_experiment(name, out_dir, quick=False, seed=0, data_dir=None) -> dict:
-    """Runs experiment `name`; returns its results (also in OUT/NAME/results.json)."""
-    return get_experiment(name).run(out_dir, quick=quick, seed=seed, data_dir=data_dir)
+def run_experiment(name, out_dir, quick=False, seed=0, data_dir=None, **options):
+    """Runs experiment `name`; returns its results (also in OUT/NAME/results.json).
+
+    `options` are the experiment's own arguments (e.g. `backbone` for
+    `transfer`); one it does not take raises `UserInputError`.
+    """
+    import inspect
+
+    from keras_convnets.errors import UserInputError
+
+    run = get_experiment(name).run
+    accepted = set(inspect.signature(run).parameters)
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        flags = ", ".join("--" + key.replace("_", "-") for key in unknown)
+        raise UserInputError(
+            f"Experiment {name!r} does not take {flags}. Received: options={options}"
+        )
+    return run(out_dir, quick=quick, seed=seed, data_dir=data_dir, **options)
