@@ -1095,6 +1095,12 @@ _POLICIES: dict[str, Policy] = {
             "Horizontal flip + translation by up to 1/8 (the CIFAR baseline).",
         ),
         Policy(
+            "flip-crop",
+            _flip_translate,
+            {**_BASE, "max_offset": 1 / 14},
+            "Horizontal flip + translation by up to 1/14 (2 px at 28x28).",
+        ),
+        Policy(
             "randaugment",
             _randaugment,
             {**_BASE, "num_ops": 2, "magnitude": 0.5},

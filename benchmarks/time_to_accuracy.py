@@ -1,0 +1,271 @@
+"""Time to accuracy: the fast recipe over seeds, and a race to 90% against Keras's example.
+
+Two parts, one JSON file (default `benchmarks/results/time_to_accuracy.json`):
+
+1. `seeds`: `keras-convnets train --recipe fast --seed S` as a real
+   subprocess for each seed; the wall time of the whole command (start-up,
+   data, training, model selection on validation, saving, test evaluation)
+   and the test accuracy of the saved model. Median, min and max.
+2. `race`: time to 90.0% test accuracy of our recipe against the Keras
+   "simple MNIST convnet" example (keras.io/examples/vision/mnist_convnet:
+   two [3x3 conv, 2x2 max-pool] stages of 32 and 64 filters, dropout 0.5,
+   Adam, batch 128, 15 epochs, 10% validation split) as the peer, both on
+   Fashion-MNIST in the same process, one after the other. The clock runs
+   during training only; test accuracy is measured after every epoch (outside
+   the clock, as DAWNBench does) and the first epoch at or above the target
+   stops the run. Ours runs with the recipe's full-length schedule and no
+   test-time augmentation, so the race is conservative for us.
+
+    python benchmarks/time_to_accuracy.py [--seeds 0,1,2] [--parts seeds,race]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+
+def run_seeds(recipe, seeds, workdir, extra):
+    rows = []
+    for seed in seeds:
+        command = [
+            sys.executable,
+            "-m",
+            "keras_convnets",
+            "train",
+            "--recipe",
+            recipe,
+            "--seed",
+            str(seed),
+            "--workdir",
+            workdir,
+            "--run-name",
+            f"{recipe}-seed{seed}",
+            "--overwrite",
+            "--json",
+            *extra,
+        ]
+        start = time.time()
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+        wall = time.time() - start
+        if done.returncode != 0:
+            raise SystemExit(f"seed {seed} failed:\n{done.stderr[-3000:]}")
+        record = json.loads(done.stdout[done.stdout.index("{") :])
+        rows.append(
+            {
+                "seed": seed,
+                "wall_s": round(wall, 1),
+                "fit_s": record["fit_time_s"],
+                "test_accuracy": record["test_accuracy"],
+                "test_accuracy_without_tta": record.get("test_accuracy_without_tta"),
+                "validation_accuracy": record["validation_accuracy"],
+                "best_epoch": record["best_epoch"],
+                "params": record["params"],
+            }
+        )
+        print(f"seed {seed}: {rows[-1]}", flush=True)
+
+    def stats(key):
+        values = [r[key] for r in rows if r[key] is not None]
+        if not values:
+            return None
+        return {
+            "median": round(statistics.median(values), 4),
+            "min": round(min(values), 4),
+            "max": round(max(values), 4),
+        }
+
+    return {
+        "recipe": recipe,
+        "runs": rows,
+        "wall_s": stats("wall_s"),
+        "test_accuracy": stats("test_accuracy"),
+        "test_accuracy_without_tta": stats("test_accuracy_without_tta"),
+    }
+
+
+def _race_one(name, model, train, epochs, test, target):
+    """Fits epoch by epoch; returns the training seconds to reach `target`."""
+    import numpy as np
+
+    x_test, y_test = test
+    clock, curve = 0.0, []
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        model.fit(**train, initial_epoch=epoch, epochs=epoch + 1, verbose=0)
+        clock += time.perf_counter() - start
+        probs = model.predict(x_test, batch_size=512, verbose=0)
+        accuracy = float(np.mean(probs.argmax(-1) == y_test))
+        curve.append(
+            {
+                "epoch": epoch + 1,
+                "train_s": round(clock, 2),
+                "test_accuracy": round(accuracy, 4),
+            }
+        )
+        print(
+            f"race {name}: epoch {epoch + 1} {clock:.1f} s test {accuracy:.4f}",
+            flush=True,
+        )
+        if accuracy >= target:
+            return {
+                "seconds_to_target": round(clock, 2),
+                "epochs": epoch + 1,
+                "curve": curve,
+            }
+    return {"seconds_to_target": None, "epochs": epochs, "curve": curve}
+
+
+def race(recipe_name, target, peer_epochs):
+    import keras
+    import numpy as np
+
+    from keras_convnets import load_dataset
+    from keras_convnets.training.config import get_recipe
+    from keras_convnets.training.train import (
+        build_model,
+        build_optimizer,
+        make_datasets,
+    )
+
+    test_ds, info = load_dataset(
+        "fashion_mnist", "test", batch_size=1024, shuffle=False
+    )
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in test_ds])
+    test = (np.concatenate(xs), np.concatenate(ys))
+
+    # Ours: the recipe as `train` builds it (data pipeline, model, optimizer).
+    config = replace(get_recipe(recipe_name), tensorboard_images=0)
+    keras.utils.set_random_seed(config.seed)
+    train, val, _, info = make_datasets(config)
+    model = build_model(config, info)
+    steps = -(-info.sizes["train"] // config.batch_size)
+    model.compile(
+        optimizer=build_optimizer(config, steps),
+        loss=keras.losses.CategoricalCrossentropy(
+            label_smoothing=config.label_smoothing
+        ),
+        jit_compile=bool(config.jit_compile),
+    )
+    ours = _race_one("ours", model, {"x": train}, config.epochs, test, target)
+    ours.update(recipe=recipe_name, params=int(model.count_params()))
+
+    # The peer: keras.io's simple MNIST convnet, verbatim but for the data.
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    full, _ = load_dataset("fashion_mnist", "train", batch_size=60000, shuffle=False)
+    x_train, y_train = next(iter(full))
+    x_train = x_train.numpy()
+    y_train = keras.utils.to_categorical(y_train.numpy(), 10)
+    layers = keras.layers
+    peer = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+    peer.compile(
+        loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"]
+    )
+    theirs = _race_one(
+        "keras_example",
+        peer,
+        {"x": x_train, "y": y_train, "batch_size": 128, "validation_split": 0.1},
+        peer_epochs,
+        test,
+        target,
+    )
+    theirs.update(params=int(peer.count_params()))
+    ratio = None
+    if ours["seconds_to_target"] and theirs["seconds_to_target"]:
+        ratio = round(ours["seconds_to_target"] / theirs["seconds_to_target"], 3)
+    return {
+        "target_test_accuracy": target,
+        "ours": ours,
+        "keras_example": theirs,
+        "ours_over_peer_time": ratio,
+        "goal_ratio_at_most": 0.25,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="fast")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--parts", default="seeds,race")
+    parser.add_argument("--target", type=float, default=0.90)
+    parser.add_argument("--peer-epochs", type=int, default=15)
+    parser.add_argument(
+        "--workdir", help="where the seed runs land (default: a temp dir)"
+    )
+    parser.add_argument("--out", default="benchmarks/results/time_to_accuracy.json")
+    parser.add_argument(
+        "train_args", nargs="*", help="extra `train` flags for the seed runs (after --)"
+    )
+    args = parser.parse_args(argv)
+    from keras_convnets.training.io import atomic_write_json
+
+    result = {
+        "benchmark": "time_to_accuracy",
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    if os.path.exists(args.out):  # parts run separately accumulate in one file
+        with open(args.out) as f:
+            previous = json.load(f)
+        result.update({k: v for k, v in previous.items() if k in ("seeds", "race")})
+    parts = args.parts.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        if "seeds" in parts:
+            seeds = [int(s) for s in args.seeds.split(",")]
+            result["seeds"] = run_seeds(
+                args.recipe, seeds, args.workdir or tmp, args.train_args
+            )
+        if "race" in parts:
+            result["race"] = race(args.recipe, args.target, args.peer_epochs)
+    import keras
+    import tensorflow as tf
+
+    result["machine"] = {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_at_end": os.getloadavg(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    atomic_write_json(args.out, result)
+    if "seeds" in result:
+        s = result["seeds"]
+        print(
+            f"\n{s['recipe']} over seeds: test accuracy {s['test_accuracy']}, wall s {s['wall_s']}"
+        )
+    if "race" in result:
+        r = result["race"]
+        print(
+            f"to {r['target_test_accuracy']:.1%} test: ours {r['ours']['seconds_to_target']} s, "
+            f"keras example {r['keras_example']['seconds_to_target']} s, "
+            f"ratio {r['ours_over_peer_time']}"
+        )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
