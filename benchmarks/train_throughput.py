@@ -7,9 +7,9 @@ package's own pipeline (`make_datasets`, the recipe's batch size and
 augmentation), built and compiled exactly as `keras-convnets train` does
 (`build_model`, `build_optimizer`).
 
-In the same run, two micro-benchmarks give the machine's peaks: a square
-matmul and a 3x3 convolution (the shape of the fast model's widest layer),
-each in fp32 and bf16. A training step costs about 3x the forward FLOPs
+In the same run, micro-benchmarks give the machine's peaks: a 2048x2048
+matmul and 3x3 convolutions (batch 128 at the shapes of simple_cnn's layers
+and a wider one, `CONV_SHAPES`; the fastest counts), each in fp32 and bf16. A training step costs about 3x the forward FLOPs
 (forward, gradient w.r.t. inputs, gradient w.r.t. weights); the achieved
 FLOP/s is `3 * forward FLOPs per image * images/s`, reported as a fraction of
 each peak. The forward FLOPs come from the zoo's counter (`count_flops`).
@@ -74,19 +74,9 @@ def conv_peak(precision, batch, size, channels, repeats=10):
     return 2 * batch * size * size * channels * channels * 9 / seconds
 
 
-def _widest_conv(model):
-    """(spatial size, channels) of the conv layer with the most FLOPs."""
-    best, shape = -1, (14, 64)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D) and not isinstance(
-            layer, keras.layers.DepthwiseConv2D
-        ):
-            h = layer.output.shape[1]
-            cin, cout = layer.input.shape[-1], layer.output.shape[-1]
-            flops = h * h * cin * cout
-            if flops > best:
-                best, shape = flops, (h, max(cin, cout))
-    return shape
+# 3x3 convolutions measured for the peak: the shapes of simple_cnn's layers
+# (28x28x32, 14x14x64) and a wider one; the fastest is the peak.
+CONV_SHAPES = ((28, 32), (14, 64), (14, 128))
 
 
 class Case:
@@ -148,19 +138,20 @@ def main(argv=None):
                 print(f"building {label}", flush=True)
                 cases.append(Case(label, config, args.steps))
 
-    shape = _widest_conv(cases[0].model)
-    peaks = {}
+    peaks, conv_rates = {}, {}
     for round_ in range(args.rounds):
         for case in cases:
             rate = case.run()
             print(f"round {round_ + 1}: {case.label}: {rate:,.0f} images/s", flush=True)
         for precision in precisions:
-            for kind, fn in (
-                ("matmul", lambda p=precision: matmul_peak(p)),
-                ("conv3x3", lambda p=precision: conv_peak(p, 128, *shape)),
-            ):
-                key = f"{kind}_{precision}"
-                peaks[key] = max(peaks.get(key, 0.0), fn())
+            key = f"matmul_{precision}"
+            peaks[key] = max(peaks.get(key, 0.0), matmul_peak(precision))
+            for size, channels in CONV_SHAPES:
+                key = f"conv3x3_{size}x{size}x{channels}_{precision}"
+                rate = conv_peak(precision, 128, size, channels)
+                conv_rates[key] = max(conv_rates.get(key, 0.0), rate)
+                peak = f"conv3x3_{precision}"
+                peaks[peak] = max(peaks.get(peak, 0.0), conv_rates[key])
 
     rows = []
     for case in cases:
@@ -204,7 +195,9 @@ def main(argv=None):
         "steps_per_round": args.steps,
         "rounds": args.rounds,
         "peaks_gflops": {k: round(v / 1e9, 1) for k, v in peaks.items()},
-        "peak_conv_shape": {"batch": 128, "size": shape[0], "channels": shape[1]},
+        "conv3x3_gflops_by_shape_batch128": {
+            k: round(v / 1e9, 1) for k, v in conv_rates.items()
+        },
         "rows": rows,
         "ratios": ratios,
         "targets": {
