@@ -11,7 +11,7 @@ import keras_tuner
 import pytest
 
 from keras_convnets.search.genotype import Genotype, load_genotype
-from keras_convnets.search.hypermodel import CellHyperModel
+from keras_convnets.search.hypermodel import CellHyperModel, proxy_bn_momentum
 from keras_convnets.search.runner import (
     SearchConfig,
     read_config_file,
@@ -52,6 +52,24 @@ def test_hypermodel_defaults_and_pinned_values():
     model = hypermodel.build(hp)
     assert model.get_layer("stem_conv").filters == 8
     assert hypermodel.genotype(hp).normal[0].op_a == "max_pool_3x3"
+
+
+def test_proxy_batch_norm_momentum_forgets_the_initial_statistics():
+    # Keras's 0.99 keeps ~80% of the initial moving mean/variance after 22
+    # steps, so a short proxy scored chance whatever the cell.
+    for steps in (1, 9, 22, 43, 200):
+        momentum = proxy_bn_momentum(steps)
+        assert 0 <= momentum <= 0.99
+        assert momentum ** (steps / 2) <= 0.01 + 1e-9
+    assert proxy_bn_momentum(10_000) == 0.99
+    hypermodel = CellHyperModel((28, 28, 1), 10, blocks=1, epochs=1, steps_per_epoch=22)
+    model = hypermodel.build(keras_tuner.HyperParameters())
+    norms = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert norms and all(n.momentum == proxy_bn_momentum(22) for n in norms)
 
 
 @pytest.mark.parametrize("tuner", ["random", "evolution", "hyperband", "bayesian"])
