@@ -23,12 +23,14 @@ memory.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -44,27 +46,39 @@ SIZES = {
         proxy_fraction=0.02,
         proxy_epochs=1,
         validation_fraction=0.02,
-        memory_trials=30,
-        search_seconds=90,
-        final_epochs=1,
-        final_fraction=0.1,
         run_eagerly=True,
+        memory_trials=30,
+        memory_fraction=0.02,
+        search_cpu_seconds=90,
+        final_recipe="fast",
+        final_overrides=dict(epochs=1, train_fraction=0.1),
+        final_max_filters=16,
     ),
+    # Sized for 2 shared CPU cores within about two hours: a proxy trial
+    # (B=3, F=8, 5% of the training split, one epoch, graph mode) takes about
+    # 25 CPU-seconds and scores 0.3-0.7 validation accuracy, so cells differ.
     "full": dict(
         seeds=3,
-        trials=40,
-        population=10,
-        sample=3,
+        trials=12,
+        population=4,
+        sample=2,
         blocks=3,
-        filters=16,
-        proxy_fraction=0.1,
-        proxy_epochs=2,
-        validation_fraction=0.1,
-        memory_trials=40,
-        search_seconds=3600,
-        final_epochs=12,
-        final_fraction=1.0,
+        filters=8,
+        proxy_fraction=0.05,
+        proxy_epochs=1,
+        validation_fraction=0.05,
         run_eagerly=False,
+        memory_trials=30,
+        memory_fraction=0.02,
+        # Process CPU time (time.process_time: every TF thread), not wall time.
+        search_cpu_seconds=3600,
+        # The final training: this recipe (falls back to "default" if absent),
+        # with these fields replaced (none: the recipe as it is).
+        final_recipe="fast",
+        final_overrides=dict(),
+        # Widest first-stage filters for the searched net (None: as wide as
+        # the recipe net's parameter count allows).
+        final_max_filters=None,
     ),
 }
 
@@ -109,23 +123,44 @@ def _best_so_far(project_dir):
     return curve
 
 
-def compare(size, directory):
-    from keras_convnets.search.runner import run_search
+def compare(size, directory, save=None):
+    """Evolution vs random: same trials, same seeds, interleaved by seed.
 
-    result = {}
-    for tuner in ("random", "evolution"):
-        curves = []
-        for seed in range(size["seeds"]):
+    Interleaving keeps the finished searches paired if the run is cut short.
+    """
+    from keras_convnets.search.runner import load_trials, run_search
+
+    result = {
+        t: {"best_so_far": [], "trial_cpu_s": []} for t in ("random", "evolution")
+    }
+    for seed in range(size["seeds"]):
+        for tuner in ("random", "evolution"):
             config = _config(size, directory, f"{tuner}-{seed}", tuner=tuner, seed=seed)
+            cpu = time.process_time()
             run_search(config, verbose=0)
-            curves.append(_best_so_far(config.project_dir))
-            print(f"compare {tuner} seed {seed}: {curves[-1]}", flush=True)
-        finals = [c[-1] for c in curves]
-        result[tuner] = {
-            "best_so_far": curves,
-            "final_best_mean": round(statistics.mean(finals), 4),
-            "final_best_stdev": round(statistics.pstdev(finals), 4),
-        }
+            rows = load_trials(config.project_dir)
+            entry = result[tuner]
+            entry["best_so_far"].append(_best_so_far(config.project_dir))
+            entry["trial_cpu_s"].append(round(time.process_time() - cpu, 1))
+            entry.setdefault("val_accuracy_per_trial", []).append(
+                [
+                    None if r["val_accuracy"] is None else round(r["val_accuracy"], 4)
+                    for r in rows
+                ]
+            )
+            finals = [c[-1] for c in entry["best_so_far"]]
+            entry["final_best_mean"] = round(statistics.mean(finals), 4)
+            entry["final_best_stdev"] = round(statistics.pstdev(finals), 4)
+            curves = entry["best_so_far"]
+            entry["mean_best_so_far"] = [
+                round(statistics.mean(c[i] for c in curves), 4)
+                for i in range(min(len(c) for c in curves))
+            ]
+            print(
+                f"compare {tuner} seed {seed}: {entry['best_so_far'][-1]}", flush=True
+            )
+            if save is not None:
+                save(result)
     return result
 
 
@@ -140,6 +175,9 @@ def overhead_memory(size, directory):
         max_trials=size["memory_trials"],
         blocks=1,
         filters=(4,),
+        proxy_fraction=size["memory_fraction"],
+        validation_fraction=0.02,
+        run_eagerly=True,
     )
     rss = []
     start = time.perf_counter()
@@ -175,96 +213,156 @@ class _Budget(Exception):
     pass
 
 
-def transfer(size, directory):
-    import keras
+def _final_recipe(size):
+    from keras_convnets.training.config import RECIPES, get_recipe
 
+    name = size["final_recipe"] if size["final_recipe"] in RECIPES else "default"
+    return replace(get_recipe(name), **size["final_overrides"]), name
+
+
+def transfer(size, directory, save=None):
+    """A CPU-time-boxed evolution search; its best cell trained vs the recipe's net.
+
+    Both final trainings go through `train_and_evaluate` with the same recipe:
+    model selection on the validation split, test accuracy reported once.
+    The search is skipped if `directory/transfer` already holds a finished one
+    (the final training can be rerun alone).
+    """
     from keras_convnets.models.registry import get_model
-    from keras_convnets.search.genotype import Genotype, build_from_genotype
+    from keras_convnets.search.genotype import build_from_genotype, load_genotype
     from keras_convnets.search.runner import run_search, write_reports
-    from keras_convnets.training.config import get_recipe
-    from keras_convnets.training.train import (
-        build_optimizer,
-        evaluate_model,
-        make_datasets,
+    from keras_convnets.training.train import make_datasets, train_and_evaluate
+
+    config = _config(
+        size,
+        directory,
+        "transfer",
+        tuner="evolution",
+        max_trials=10_000,
+        overwrite=False,
     )
+    done_path = os.path.join(config.project_dir, "benchmark_search.json")
+    if os.path.exists(done_path):
+        with open(done_path) as f:
+            search = json.load(f)
+        print(
+            f"transfer: reusing the finished search in {config.project_dir}", flush=True
+        )
+    else:
+        config = replace(config, overwrite=True)
+        budget = size["search_cpu_seconds"]
+        cpu0, wall0 = time.process_time(), time.perf_counter()
 
-    config = _config(size, directory, "transfer", tuner="evolution", max_trials=10_000)
-    deadline = time.time() + size["search_seconds"]
+        def stop_when_spent(tuner):
+            if time.process_time() - cpu0 > budget:
+                raise _Budget
 
-    def stop_when_spent(tuner):
-        if time.time() > deadline:
-            raise _Budget
+        try:
+            run_search(config, verbose=0, on_trial_end=stop_when_spent)
+        except _Budget:
+            pass
+        record = write_reports(config.project_dir)
+        search = {
+            "search_cpu_budget_s": budget,
+            "search_cpu_s": round(time.process_time() - cpu0, 1),
+            "search_wall_s": round(time.perf_counter() - wall0, 1),
+            "search_trials": record["completed"],
+            "best_trial": record["best"]["trial_id"],
+            "best_proxy_val_accuracy": round(record["best"]["val_accuracy"], 4),
+            "best_proxy_params": int(record["best"]["params"]),
+            "genotype": record["best"]["genotype"],
+            "best_genotype_path": record["paths"]["best_genotype"],
+        }
+        with open(done_path, "w") as f:
+            json.dump(search, f, indent=2)
+    print(f"transfer search: {search}", flush=True)
+    if save is not None:
+        save(dict(search))
 
-    start = time.time()
-    try:
-        run_search(config, verbose=0, on_trial_end=stop_when_spent)
-    except _Budget:
-        pass
-    search_s = time.time() - start
-    record = write_reports(config.project_dir)
-    genotype = Genotype.from_dict(record["best"]["genotype"])
-
-    recipe = get_recipe("default")
-    from dataclasses import replace
-
+    recipe, recipe_name = _final_recipe(size)
     recipe = replace(
         recipe,
-        epochs=size["final_epochs"],
-        train_fraction=size["final_fraction"],
+        workdir=os.path.join(directory, "transfer_runs"),
         tensorboard_images=0,
+        overwrite=True,
     )
-    train, val, test, info = make_datasets(recipe)
-    steps = -(-info.sizes["train"] // recipe.batch_size)
-    baseline = get_model(recipe.model, info.image_shape, info.num_classes)
-    budget = baseline.count_params()
-    # The widest stack of the found cell (N=1) within the baseline's parameters.
+    # The widest stack of the found cell (N=1) within the recipe net's parameters.
+    info = make_datasets(recipe)[3]
+    budget_params = get_model(
+        recipe.model, info.image_shape, info.num_classes, **recipe.model_kwargs
+    ).count_params()
+    genotype = load_genotype(search["best_genotype_path"])
     filters = size["filters"]
-    while True:
-        bigger = build_from_genotype(
+    cap = size["final_max_filters"] or float("inf")
+    while filters + 4 <= cap and (
+        build_from_genotype(
             genotype, info.image_shape, info.num_classes, cells=1, filters=filters + 4
-        )
-        if bigger.count_params() > budget:
-            break
-        filters += 4
-    results = {}
-    for name, build in (
-        (
-            "simple_cnn",
-            lambda: get_model(recipe.model, info.image_shape, info.num_classes),
-        ),
-        (
-            "searched_cell",
-            lambda: build_from_genotype(
-                genotype, info.image_shape, info.num_classes, cells=1, filters=filters
-            ),
-        ),
+        ).count_params()
+        <= budget_params
     ):
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(recipe.seed)
-        model = build()
-        model.compile(
-            optimizer=build_optimizer(recipe, steps),
-            loss=keras.losses.CategoricalCrossentropy(),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        )
-        t = time.time()
-        model.fit(train, validation_data=val, epochs=recipe.epochs, verbose=0)
-        results[name] = {
-            "params": int(model.count_params()),
-            "test_accuracy": round(evaluate_model(model, test)["accuracy"], 4),
-            "train_s": round(time.time() - t, 1),
+        filters += 4
+    runs = {
+        "hand_designed": replace(recipe, run_name="hand_designed"),
+        "searched_cell": replace(
+            recipe,
+            run_name="searched_cell",
+            genotype=search["best_genotype_path"],
+            cells=1,
+            filters=filters,
+        ),
+    }
+    models = {}
+    for name, train_config in runs.items():
+        cpu, wall = time.process_time(), time.perf_counter()
+        run = train_and_evaluate(train_config, verbose=0)
+        models[name] = {
+            "model": train_config.model if name == "hand_designed" else "genotype",
+            "params": run["params"],
+            "best_epoch": run["best_epoch"],
+            "validation_accuracy": round(run["validation_accuracy"], 4),
+            "test_accuracy": round(run["test_accuracy"], 4),
+            "train_cpu_s": round(time.process_time() - cpu, 1),
+            "train_wall_s": round(time.perf_counter() - wall, 1),
+            "fit_wall_s": run["fit_time_s"],
         }
-        print(f"transfer {name}: {results[name]}", flush=True)
+        print(f"transfer {name}: {models[name]}", flush=True)
+        if save is not None:
+            save({**search, "models": dict(models)})
     return {
-        "search_s": round(search_s, 1),
-        "search_trials": record["trials"],
-        "best_proxy_val_accuracy": round(record["best"]["val_accuracy"], 4),
-        "genotype": genotype.to_dict(),
+        **search,
         "cells": 1,
         "filters": filters,
-        "recipe": {"epochs": recipe.epochs, "train_fraction": recipe.train_fraction},
-        "models": results,
+        "recipe": recipe_name,
+        "recipe_overrides": size["final_overrides"],
+        "params_budget": int(budget_params),
+        "recipe_config": {
+            k: getattr(recipe, k)
+            for k in (
+                "model",
+                "epochs",
+                "train_fraction",
+                "batch_size",
+                "optimizer",
+                "schedule",
+                "learning_rate",
+                "augment",
+                "validation_fraction",
+            )
+        },
+        "models": models,
     }
+
+
+def _parse_set(items):
+    """`--set key=value` (JSON values, bare strings allowed) to a dict."""
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
 
 
 def main(argv=None):
@@ -275,8 +373,20 @@ def main(argv=None):
         "--parts", default="compare,overhead_memory,transfer", help="comma-separated"
     )
     parser.add_argument("--directory", help="search projects (default: a temp dir)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a size, e.g. --set trials=8 --set final_overrides='{\"epochs\": 2}'",
+    )
     args = parser.parse_args(argv)
-    size = SIZES["quick" if args.quick else "full"]
+    size = dict(SIZES["quick" if args.quick else "full"])
+    overrides = _parse_set(args.set)
+    unknown = sorted(set(overrides) - set(size))
+    if unknown:
+        parser.error(f"unknown size {unknown[0]!r}; known: {', '.join(size)}")
+    size.update(overrides)
 
     import keras
     import keras_tuner
@@ -292,6 +402,8 @@ def main(argv=None):
     report = {
         "mode": "quick" if args.quick else "full",
         "sizes": size,
+        "overrides": overrides,
+        "command": " ".join(sys.argv),
         "versions": {
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
@@ -299,14 +411,28 @@ def main(argv=None):
             "python": platform.python_version(),
         },
         "cpus": os.cpu_count(),
+        "nice": os.nice(0),
         "load_average_at_start": os.getloadavg(),
     }
     with tempfile.TemporaryDirectory() as tmp:
         directory = args.directory or tmp
         for name in args.parts.split(","):
-            t = time.time()
-            report[name] = parts[name](size, directory)
-            report[name]["part_wall_s"] = round(time.time() - t, 1)
+            t, cpu = time.perf_counter(), time.process_time()
+
+            def save(partial, name=name):
+                report[name] = {**partial, "finished": False}
+                io.atomic_write_json(args.out, report)
+
+            fn = parts[name]
+            result = (
+                fn(size, directory, save)
+                if name != "overhead_memory"
+                else fn(size, directory)
+            )
+            report[name] = result
+            report[name]["part_wall_s"] = round(time.perf_counter() - t, 1)
+            report[name]["part_cpu_s"] = round(time.process_time() - cpu, 1)
+            report[name]["load_average_at_end"] = os.getloadavg()
             io.atomic_write_json(args.out, report)  # keep what finished
     report["load_average_at_end"] = os.getloadavg()
     io.atomic_write_json(args.out, report)
