@@ -166,11 +166,8 @@ def _accuracy(model, images, labels):
     return float(np.mean(probs.argmax(-1) == labels))
 
 
-def _applications_backbone(name, weights, input_shape, image_size):
-    """A `keras.applications` feature extractor (global average pooled) that
-    takes the dataset's images in [0, 1]: resized, RGB, preprocessed."""
-    import importlib
-
+def applications_model(name):
+    """The `keras.applications` constructor called `name` (e.g. `MobileNetV2`)."""
     import keras
 
     constructor = getattr(keras.applications, str(name), None)
@@ -179,6 +176,17 @@ def _applications_backbone(name, weights, input_shape, image_size):
             "Unknown keras.applications model (e.g. MobileNetV2, ResNet50, "
             f"EfficientNetB0). Received: backbone={name!r}"
         )
+    return constructor
+
+
+def _applications_backbone(name, weights, input_shape, image_size):
+    """A `keras.applications` feature extractor (global average pooled) that
+    takes the dataset's images in [0, 1]: resized, RGB, preprocessed."""
+    import importlib
+
+    import keras
+
+    constructor = applications_model(name)
     try:
         net = constructor(
             include_top=False,
@@ -229,9 +237,21 @@ def _with_head(features, num_classes, frozen):
 
 
 def _finetune(model):
-    """Unfreezes every layer; normalization statistics stay frozen (inference)."""
-    for layer in model.layers:
-        layer.trainable = True
+    """Unfreezes every layer but batch normalization.
+
+    Keras 3 runs a nested model in the outer call's training mode (the
+    `training=False` of `_with_head` does not hold once the outer model
+    trains), so batch normalization is kept in inference mode the Keras way:
+    `trainable=False` on the BN layers. Otherwise a few small target batches
+    would overwrite the pretrained statistics.
+    """
+    import keras
+
+    stack = [model]
+    while stack:  # parents before their layers
+        layer = stack.pop()
+        layer.trainable = not isinstance(layer, keras.layers.BatchNormalization)
+        stack.extend(getattr(layer, "layers", []))
     return model
 
 
@@ -285,6 +305,8 @@ def run(
             f"backbone_weights must be one of {BACKBONE_WEIGHTS}. "
             f"Received: backbone_weights={backbone_weights!r}"
         )
+    if backbone is not None:
+        applications_model(backbone)
     sizes = QUICK if quick else FULL
     directory = experiment_dir(out_dir, NAME)
     x_train, y_train, info = _arrays(dataset, "train", seed, data_dir)

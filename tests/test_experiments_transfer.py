@@ -1,0 +1,97 @@
+"""The `transfer` experiment: subsets, the backbone option, a quick run.
+
+No network: the ImageNet download is made to fail on purpose, and the backbone
+run uses `--backbone-weights random`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from keras_convnets.errors import UserInputError
+from keras_convnets.experiments import run_experiment, transfer
+
+
+def test_labelled_subset_per_class():
+    labels = np.repeat(np.arange(5), [30, 30, 30, 30, 4])
+    pick = transfer.labelled_subset(labels, 10, np.random.default_rng(0))
+    assert len(set(pick.tolist())) == len(pick) == 4 * 10 + 4  # all 4 of class 4
+    assert np.bincount(labels[pick]).tolist() == [10, 10, 10, 10, 4]
+    again = transfer.labelled_subset(labels, 10, np.random.default_rng(0))
+    assert pick.tolist() == again.tolist()
+
+
+def test_quick_run_structure(tmp_path, small_fashion_dir):
+    transfer.run(str(tmp_path), quick=True, seed=0, data_dir=small_fashion_dir)
+    d = tmp_path / "transfer"
+    assert sorted(os.listdir(d)) == ["results.json", "summary.md", "transfer.png"]
+    saved = json.loads((d / "results.json").read_text())
+    assert saved["source_classes"][0] == "T-shirt/top"
+    assert saved["target_classes"][-1] == "Ankle boot"
+    assert saved["backbone"] == "simple_cnn" and saved["pretrain"]["epochs"] == 2
+    assert list(saved["runs"]) == ["10", "50"]
+    assert saved["runs"]["10"]["labelled_examples"] == 5 * 10
+    for cell in (saved["runs"]["10"], saved["runs"]["50"]):
+        for method in transfer.METHODS:
+            c = cell[method]
+            assert len(c["test_accuracy"]) == saved["repeats"] == 1
+            assert 0.0 <= c["mean"] <= 1.0 and c["std"] == 0.0
+            assert 1 <= c["best_epoch"][0] <= saved["epochs"]
+
+
+def test_other_experiments_refuse_transfer_options(tmp_path):
+    with pytest.raises(UserInputError, match="does not take --backbone"):
+        run_experiment("pooling", str(tmp_path), quick=True, backbone="MobileNetV2")
+
+
+def test_backbone_weights_need_a_backbone(tmp_path):
+    with pytest.raises(UserInputError, match="needs a backbone"):
+        transfer.run(str(tmp_path), quick=True, backbone_weights="random")
+
+
+def test_cli_unknown_backbone_is_one_line_error(tmp_path, capsys):
+    from keras_convnets.cli import main
+
+    argv = ["experiment", "transfer", "--quick", "--out", str(tmp_path)]
+    assert main([*argv, "--backbone", "NoNet"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("keras-convnets experiment: error")
+    assert "keras.applications" in lines[0] and "NoNet" in lines[0]
+
+
+def test_offline_imagenet_weights_is_a_clear_error(monkeypatch):
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...")
+
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    with pytest.raises(UserInputError, match="--backbone-weights random"):
+        transfer._applications_backbone("MobileNetV3Small", "imagenet", (28, 28, 1), 32)
+
+
+def test_random_backbone_takes_grey_images():
+    model = transfer._applications_backbone(
+        "MobileNetV3Small", "random", (28, 28, 1), 32
+    )
+    features = model(np.zeros((2, 28, 28, 1), np.float32))
+    assert features.shape[0] == 2 and len(features.shape) == 2
+    assert np.all(np.isfinite(features))
+
+
+@pytest.mark.slow
+def test_quick_run_with_random_backbone(tmp_path, small_fashion_dir):
+    saved = transfer.run(
+        str(tmp_path),
+        quick=True,
+        data_dir=small_fashion_dir,
+        backbone="MobileNetV3Small",
+        backbone_weights="random",
+    )
+    assert saved["backbone"] == "MobileNetV3Small" and saved["pretrain"] is None
+    assert saved["backbone_weights"] == "random"
+    assert (tmp_path / "transfer" / "transfer.png").exists()
