@@ -6,6 +6,7 @@ import pytest
 
 from keras_convnets.errors import UserInputError
 from keras_convnets.training.config import (
+    CLI_DEFAULT_RECIPE,
     RECIPES,
     TrainConfig,
     config_from_dict,
@@ -19,6 +20,17 @@ def test_defaults_are_the_default_recipe():
     assert config == TrainConfig()
     assert config.model == "simple_cnn" and config.dataset == "fashion_mnist"
     assert config.workdir == "saved_models" and config.run_name is None
+
+
+def test_the_cli_runs_the_fast_recipe_unless_told_otherwise(tmp_path):
+    assert CLI_DEFAULT_RECIPE == "fast"
+    config = resolve_config({}, {}, default_recipe=CLI_DEFAULT_RECIPE)
+    assert config.recipe == "fast" and config.precision == "bf16"
+    assert config.tta == "flip" and config.model_kwargs == {"batch_norm": False}
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"recipe": "quick"}))
+    from_file = resolve_config(read_config_file(str(path)), {}, CLI_DEFAULT_RECIPE)
+    assert from_file.recipe == "quick"  # a file naming a recipe wins
 
 
 def test_precedence_recipe_then_file_then_flags(tmp_path):
