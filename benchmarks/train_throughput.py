@@ -160,6 +160,7 @@ def main(argv=None):
         rows.append(
             {
                 "case": case.label,
+                "variant": case.label.rsplit(" ", 2)[0],
                 "model": case.config.model,
                 "model_kwargs": case.config.model_kwargs,
                 "precision": p,
@@ -173,16 +174,15 @@ def main(argv=None):
                 "fraction_of_conv_peak": round(achieved / peaks[f"conv3x3_{p}"], 3),
             }
         )
-    by = {(r["model"], r["precision"], r["jit_compile"]): r for r in rows}
+    by = {(r["variant"], r["precision"], r["jit_compile"]): r for r in rows}
     ratios = {}
-    for model in dict.fromkeys(r["model"] for r in rows):
+    for model in dict.fromkeys(r["variant"] for r in rows):
         for jit in (False, True):
             fp32, bf16 = by.get((model, "fp32", jit)), by.get((model, "bf16", jit))
             if fp32 and bf16:
                 ratios[f"{model} bf16/fp32 xla={'on' if jit else 'off'}"] = round(
                     bf16["images_per_s"] / fp32["images_per_s"], 2
                 )
-            off, on = by.get((model, "fp32", False)), by.get((model, "fp32", True))
         for p in precisions:
             off, on = by.get((model, p, False)), by.get((model, p, True))
             if off and on:
