@@ -51,15 +51,15 @@ from keras_convnets.experiments.common import (
 NAME = "transfer"
 METHODS = ("frozen", "scratch", "finetune")
 BACKBONE_WEIGHTS = ("imagenet", "random")
-# Full-run sizing (about ten minutes on 2 busy CPU cores): `simple_cnn` with
-# filters (16, 32), pretrained 4 epochs on the source half of the training
-# split; each target training 8 epochs of at least 20 steps of 64 images;
-# 3 draws of each labelled subset.
+# Full-run sizing (about ten minutes on 2 CPU cores shared with other jobs):
+# `simple_cnn` with filters (8, 16), pretrained 3 epochs on the source half of
+# the training split; each target training 8 epochs of at least 20 steps of 64
+# images; 3 draws of each labelled subset.
 FULL = {
-    "filters": (16, 32),
+    "filters": (8, 16),
     "labels_per_class": (10, 100, 1000),
     "repeats": 3,
-    "pretrain_epochs": 4,
+    "pretrain_epochs": 3,
     "epochs": 8,
     "min_steps": 20,
     "batch_size": 64,
