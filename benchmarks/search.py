@@ -8,12 +8,21 @@ Three parts, one JSON file (default `benchmarks/results/search.json`):
    outside `fit` (building, FLOP counting, checkpoints, oracle, reports) as a
    share of the trial time, and the process RSS after every trial (memory must
    stay flat: KerasTuner clears the Keras session between trials).
-3. `transfer`: a time-boxed evolution search, its best cell stacked and
-   trained on the full task with the fast recipe, against the hand-designed
-   fast-recipe network (`simple_cnn`) at equal or fewer parameters.
+3. `transfer`: an evolution search boxed in process CPU time
+   (`time.process_time()`, all TF threads, so the budget means the same on a
+   loaded machine; wall time is recorded too), its best cell stacked (N=1,
+   the widest F within the recipe net's parameters) and trained with the
+   fast recipe through `train_and_evaluate` (selected on validation, tested
+   once), against the fast recipe's own network.
 
     python benchmarks/search.py --quick            # minutes on 2 CPU cores
     python benchmarks/search.py                    # hours: 1 CPU-hour search
+    python benchmarks/search.py --parts compare --set trials=6 --set seeds=3
+
+`--set KEY=VALUE` replaces one entry of the size (JSON values); the resolved
+sizes and the command are written into the JSON. Run each part in its own
+process (`--parts`) when several must share the CPU: the transfer budget is
+the CPU time of its process.
 
 The quick form uses tiny proxies, so its accuracies say nothing about which
 search is better; it checks that every part runs and measures overhead and
