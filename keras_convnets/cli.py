@@ -75,6 +75,10 @@ TRAIN_EXAMPLES = """examples:
   keras-convnets train --dataset path/to/folders --image-size 64,64
   keras-convnets train --config my_run.yaml --epochs 3   # flags override the file
   keras-convnets train --genotype tuning/NAME/best_genotype.json --cells 2 --filters 32
+  keras-convnets train --strategy mirrored               # every local GPU, one batch split
+  # two machines, one line on each (worker 0 is the chief and writes the run):
+  keras-convnets train --workers host0:12345,host1:12345 --worker-index 0
+  keras-convnets train --workers host0:12345,host1:12345 --worker-index 1
 
 Rerunning the same command after a crash resumes the unfinished run.
 Open TensorBoard with: tensorboard --logdir saved_models"""
@@ -175,6 +179,28 @@ def _add_train_parser(subparsers):
     g.add_argument(
         "--json", action="store_true", help="print the run record as JSON at the end"
     )
+    g = p.add_argument_group(
+        "distribution (how to run, not what: not part of the config; "
+        "--batch-size is the global batch)"
+    )
+    g.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multi-worker"),
+        help="one device (default), all local GPUs (mirrored), or a cluster "
+        "from TF_CONFIG or --workers (multi-worker)",
+    )
+    g.add_argument(
+        "--workers",
+        metavar="HOST:PORT,...",
+        help="the cluster, the same list on every machine; writes TF_CONFIG "
+        "(implies --strategy multi-worker)",
+    )
+    g.add_argument(
+        "--worker-index",
+        type=_int,
+        metavar="I",
+        help="this machine's place in --workers (0: the chief)",
+    )
     p.set_defaults(func=_cmd_train)
 
 
@@ -194,23 +220,50 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _strategy(args) -> str:
+    """`--strategy`, checked against `--workers`/`--worker-index`; writes TF_CONFIG."""
+    from keras_convnets.errors import UserInputError
+    from keras_convnets.training import distribute
+
+    strategy = args.strategy or ("multi-worker" if args.workers else "default")
+    if args.workers is not None:
+        if strategy != "multi-worker":
+            raise UserInputError(
+                f"--workers is for --strategy multi-worker. Received: --strategy {strategy}"
+            )
+        distribute.set_cluster(args.workers, args.worker_index)
+    elif args.worker_index is not None:
+        raise UserInputError("--worker-index needs --workers HOST:PORT,...")
+    if strategy == "multi-worker":
+        distribute.read_tf_config()  # a missing or bad cluster fails here, at once
+    return strategy
+
+
 def _cmd_train(args):
     from keras_convnets.errors import TrainingDivergedError
     from keras_convnets.training.config import read_config_file, resolve_config
     from keras_convnets.training.train import train_and_evaluate
 
     skip = {"func", "command", "config", "json", "_defaults_are_none"}
+    skip |= {"strategy", "workers", "worker_index"}
     flags = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
     file_values = read_config_file(args.config) if args.config else {}
     config = resolve_config(file_values, flags)
+    strategy = _strategy(args)
     # SIGTERM stops the run like Ctrl-C: fit is interrupted before it can
     # delete the backup, so rerunning the command resumes.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        record = train_and_evaluate(config, start_time=_process_start_time())
+        record = train_and_evaluate(
+            config, start_time=_process_start_time(), strategy=strategy
+        )
     except TrainingDivergedError as e:
         print(f"keras-convnets train: error: {e}", file=sys.stderr)
         return EXIT_DIVERGED
+    distribution = record.get("distribution") or {}
+    if not distribution.get("chief", True):
+        print(f"{distribution['task']}: done; the chief wrote the run.")
+        return 0
     run_dir = record["run_dir"]
     if not os.path.relpath(run_dir).startswith(".."):
         run_dir = os.path.relpath(run_dir)  # short paths when under the cwd

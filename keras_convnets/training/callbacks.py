@@ -182,3 +182,75 @@ class ImageSamples(keras.callbacks.Callback):
             )
         writer.flush()
         writer.close()
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` whose backup survives a kill at any moment.
+
+    Keras writes `latest.weights.h5` in place, then the epoch in
+    `training_metadata.json`: a kill during the first write leaves an
+    unreadable file and no previous one (found by killing a worker of a
+    multi-worker run), and a kill between the two writes pairs the weights of
+    epoch k with the number k - 1. Here every backup goes to a new file,
+    `epoch-K.weights.h5`, written through `io.atomic_path`, and becomes the
+    current one when the metadata naming it is renamed into place: one atomic
+    rename commits weights and epoch together. The previous backup is kept
+    (what Keras's `double_checkpoint` is for); older files are deleted.
+
+    Args:
+        backup_dir: str. The backup folder; deleted when training ends.
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, save_freq="epoch", double_checkpoint=True)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.read_state() is None:
+            # Back up the initial state too, so that there always is a
+            # previous backup to step back to (see `SameEpochOnAllWorkers`).
+            self._current_epoch = 0
+            self._save_model()
+
+    def read_state(self) -> dict | None:
+        """The committed backup: `{"epoch", "weights", "previous"}`, or None."""
+        if not os.path.isfile(self._training_metadata_path):
+            return None
+        state = io.read_json(self._training_metadata_path)
+        return state if "weights" in state else None
+
+    def restore(self, weights: str, epoch: int) -> None:
+        """Loads a backup's weights (a file name in `backup_dir`) and epoch."""
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(self.backup_dir, weights))
+        self.model._initial_epoch = epoch
+
+    def _load_model(self):
+        if not self.model.built:
+            raise ValueError("BackupAndRestore needs a built model.")
+        state = self.read_state()
+        if state is None:
+            return
+        try:
+            self.restore(state["weights"], state["epoch"])
+        except OSError:
+            if not state.get("previous"):
+                raise
+            previous = state["previous"]
+            self.restore(previous["weights"], previous["epoch"])
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        weights = f"epoch-{self._current_epoch}.weights.h5"
+        io.save_weights_atomic(self.model, os.path.join(self.backup_dir, weights))
+        current = self.read_state()
+        previous = None
+        if current and current["weights"] != weights:
+            previous = {"epoch": current["epoch"], "weights": current["weights"]}
+        state = {"epoch": self._current_epoch, "weights": weights, "previous": previous}
+        io.atomic_write_json(self._training_metadata_path, state)
+        keep = {weights, previous["weights"] if previous else None}
+        for name in os.listdir(self.backup_dir):
+            if name.endswith(".weights.h5") and name not in keep:
+                os.remove(os.path.join(self.backup_dir, name))

@@ -32,7 +32,7 @@ from keras_convnets.data.datasets import DatasetInfo, load_dataset
 from keras_convnets.errors import UserInputError
 from keras_convnets.models.registry import get_model
 from keras_convnets.training import callbacks as kc_callbacks
-from keras_convnets.training import io
+from keras_convnets.training import distribute, io
 from keras_convnets.training.config import TrainConfig, config_from_dict
 from keras_convnets.training.safety import check_model_archive
 from keras_convnets.training.schedules import OneCycle
@@ -290,7 +290,10 @@ def prepare_run_dir(config: TrainConfig) -> tuple[str, bool]:
 
 
 def train_and_evaluate(
-    config: TrainConfig, verbose="auto", start_time: float | None = None
+    config: TrainConfig,
+    verbose="auto",
+    start_time: float | None = None,
+    strategy: str = "default",
 ) -> dict:
     """Trains a model as `config` says, selects it on validation, tests it.
 
@@ -302,6 +305,11 @@ def train_and_evaluate(
         verbose: Keras `fit` verbosity. Defaults to `"auto"`.
         start_time: float. `time.time()` at which to start the wall clock
             (the CLI passes its process start). Defaults to now.
+        strategy: str. `default`, `mirrored` or `multi-worker` (reads
+            `TF_CONFIG`); see `training.distribute`. `config.batch_size` is the
+            global batch, split across the replicas. Only the chief writes the
+            run; other workers train in a temporary folder. Defaults to
+            `default`.
 
     Returns:
         The run record, as written to `run.json`.
@@ -316,20 +324,38 @@ def train_and_evaluate(
     """
     start = start_time or time.time()
     config.validate()
+    # First: the multi-worker strategy must exist before TensorFlow starts.
+    dist = distribute.make_distribution(strategy)
     # Seed first: weight initialization and dropout follow from it, and the
     # data order and augmentation of epoch e follow from (seed, e). The data
     # is opened before any run directory exists, so bad data leaves no trace.
     keras.utils.set_random_seed(config.seed)
     epoch_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
-    datasets = make_datasets(config, epoch_variable)
+    datasets = distribute.distribute_datasets(
+        make_datasets(config, epoch_variable), dist
+    )
     for note in datasets[3].notes:
         print(f"Note: {note}", flush=True)
-    model = build_model(config, datasets[3])
-    run_dir, resuming = prepare_run_dir(config)
+    with dist.scope():  # variables mirrored on every replica
+        model = build_model(config, datasets[3])
+    if dist.is_chief:
+        run_dir, resuming = prepare_run_dir(config)
+    else:
+        run_dir, resuming = distribute.worker_run_dir(config, dist)
     with io.run_lock(run_dir):
-        return _train_locked(
-            config, run_dir, resuming, start, verbose, datasets, epoch_variable, model
+        record = _train_locked(
+            config,
+            run_dir,
+            resuming,
+            start,
+            verbose,
+            datasets,
+            epoch_variable,
+            model,
+            dist=dist,
         )
+    distribute.finish_worker(run_dir, dist)
+    return record
 
 
 _POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -383,7 +409,7 @@ def _build_architecture(config: TrainConfig, info: DatasetInfo) -> keras.Model:
 
 
 def _train_locked(
-    config, run_dir, resuming, start, verbose, datasets, epoch_variable, model
+    config, run_dir, resuming, start, verbose, datasets, epoch_variable, model, dist
 ):
     paths = {
         name: os.path.join(run_dir, name)
@@ -404,17 +430,23 @@ def _train_locked(
     train_ds, val_ds, test_ds, info = datasets
     steps_per_epoch = math.ceil(info.sizes["train"] / config.batch_size)
 
-    model.compile(
-        optimizer=build_optimizer(config, steps_per_epoch),
-        loss=keras.losses.CategoricalCrossentropy(
-            label_smoothing=config.label_smoothing
-        ),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        jit_compile=_resolve_jit(config),
-    )
+    jit_compile, jit_note = distribute.resolve_jit(_resolve_jit(config), dist)
+    if jit_note:
+        print(f"Note: {jit_note}", flush=True)
+    with dist.scope():  # optimizer and metric variables too
+        model.compile(
+            optimizer=build_optimizer(config, steps_per_epoch),
+            loss=keras.losses.CategoricalCrossentropy(
+                label_smoothing=config.label_smoothing
+            ),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+            jit_compile=jit_compile,
+        )
 
+    backup = kc_callbacks.AtomicBackupAndRestore(paths["backup"])
     callbacks = [
-        keras.callbacks.BackupAndRestore(paths["backup"], double_checkpoint=True),
+        backup,
+        distribute.SameEpochOnAllWorkers(dist, backup, config.epochs),
         kc_callbacks.EpochCounter(epoch_variable),
         kc_callbacks.StopOnNonFinite(backup_dir=paths["backup"]),
         kc_callbacks.EpochHistory(paths["history.json"]),
@@ -430,18 +462,19 @@ def _train_locked(
         f"Training {config.model} ({model.count_params():,} parameters) on "
         f"{info.name} [{info.source}]: {info.sizes['train']} train / "
         f"{info.sizes['validation']} validation images, {config.epochs} epochs, "
-        f"batch {config.batch_size}",
+        f"batch {config.batch_size}{_replicas_note(config, dist)}",
         flush=True,
     )
     fit_start = time.time()
-    model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=config.epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,  # the pipeline shuffles, seeded
-    )
+    with distribute.keras_multi_worker_fixes(model, dist):
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=config.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the pipeline shuffles, seeded
+        )
     fit_time = time.time() - fit_start
 
     history = (
@@ -475,13 +508,24 @@ def _train_locked(
         "wall_time_s": round(time.time() - start, 2),
         "fit_time_s": round(fit_time, 2),
         "resumed": resuming,
-        "jit_compile": _resolve_jit(config),
+        "jit_compile": jit_compile,
+        "distribution": dist.describe(),
         "versions": versions(),
         "command": " ".join(sys.argv),
     }
     io.atomic_write_json(paths["run.json"], record)
     shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
     return record
+
+
+def _replicas_note(config, dist) -> str:
+    if dist.replicas == 1 and not dist.multi_worker:
+        return ""
+    per_replica = config.batch_size / dist.replicas
+    role = ""
+    if dist.multi_worker:
+        role = f", {dist.task}{' (chief)' if dist.is_chief else ''}"
+    return f" = {dist.replicas} replicas x {per_replica:g} [{dist.name}{role}]"
 
 
 def _read_genotype(path):
