@@ -87,10 +87,12 @@ Open TensorBoard with: tensorboard --logdir saved_models"""
 def _add_train_parser(subparsers):
     from keras_convnets.data.augment import list_policies
     from keras_convnets.training.config import (
+        CLI_DEFAULT_RECIPE,
         OPTIMIZERS,
         PRECISIONS,
         RECIPES,
         SCHEDULES,
+        TTA_POLICIES,
     )
 
     p = subparsers.add_parser(
@@ -104,7 +106,9 @@ def _add_train_parser(subparsers):
     p.set_defaults(_defaults_are_none=True)
     g = p.add_argument_group("recipe and config")
     g.add_argument(
-        "--recipe", choices=sorted(RECIPES), help="named preset (default: default)"
+        "--recipe",
+        choices=sorted(RECIPES),
+        help=f"named preset (default: {CLI_DEFAULT_RECIPE})",
     )
     g.add_argument(
         "--config", metavar="FILE", help="YAML or JSON file of config fields"
@@ -156,6 +160,17 @@ def _add_train_parser(subparsers):
     g.add_argument("--weight-decay", type=_float)
     g.add_argument("--momentum", type=_float)
     g.add_argument("--label-smoothing", type=_float)
+    g.add_argument(
+        "--ema",
+        type=_float,
+        metavar="MOMENTUM",
+        help="weight EMA momentum per step, e.g. 0.99 (0: off, the default)",
+    )
+    g.add_argument(
+        "--tta",
+        choices=TTA_POLICIES,
+        help="test-time augmentation saved in model.keras (default none)",
+    )
     g.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -241,14 +256,18 @@ def _strategy(args) -> str:
 
 def _cmd_train(args):
     from keras_convnets.errors import TrainingDivergedError
-    from keras_convnets.training.config import read_config_file, resolve_config
+    from keras_convnets.training.config import (
+        CLI_DEFAULT_RECIPE,
+        read_config_file,
+        resolve_config,
+    )
     from keras_convnets.training.train import train_and_evaluate
 
     skip = {"func", "command", "config", "json", "_defaults_are_none"}
     skip |= {"strategy", "workers", "worker_index"}
     flags = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
     file_values = read_config_file(args.config) if args.config else {}
-    config = resolve_config(file_values, flags)
+    config = resolve_config(file_values, flags, default_recipe=CLI_DEFAULT_RECIPE)
     strategy = _strategy(args)
     # SIGTERM stops the run like Ctrl-C: fit is interrupted before it can
     # delete the backup, so rerunning the command resumes.

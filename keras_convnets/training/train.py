@@ -31,6 +31,7 @@ import tensorflow as tf
 from keras_convnets.data.datasets import DatasetInfo, load_dataset
 from keras_convnets.errors import UserInputError
 from keras_convnets.models.registry import get_model
+from keras_convnets.models.tta import with_tta
 from keras_convnets.training import callbacks as kc_callbacks
 from keras_convnets.training import distribute, io
 from keras_convnets.training.config import TrainConfig, config_from_dict
@@ -90,16 +91,30 @@ def build_optimizer(
         schedule = OneCycle(lr, total_steps=total, warmup_steps=warmup)
 
     decay = config.weight_decay or None
+    # Weight EMA: the average replaces the weights at every epoch's last step,
+    # so validation, checkpoints and resume all see the averaged model.
+    ema = (
+        dict(
+            use_ema=True,
+            ema_momentum=config.ema,
+            ema_overwrite_frequency=steps_per_epoch,
+        )
+        if config.ema
+        else {}
+    )
     if config.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(schedule, weight_decay=decay)
+        optimizer = keras.optimizers.Adam(schedule, weight_decay=decay, **ema)
     elif config.optimizer == "adamw":
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+        optimizer = keras.optimizers.AdamW(
+            schedule, weight_decay=config.weight_decay, **ema
+        )
     else:
         optimizer = keras.optimizers.SGD(
             schedule,
             momentum=config.momentum,
             nesterov=config.optimizer == "nesterov",
             weight_decay=decay,
+            **ema,
         )
     if config.weight_decay:
         optimizer.exclude_from_weight_decay(var_names=_NO_DECAY)
@@ -488,6 +503,12 @@ def _train_locked(
         best_epoch = (
             io.read_json(best_weights.replace(".weights.h5", ".json"))["epoch"] + 1
         )
+    without_tta = None
+    if config.tta != "none":
+        # The saved model carries its test-time augmentation, so evaluating
+        # model.keras reproduces the reported number.
+        without_tta = evaluate_model(model, test_ds)["accuracy"]
+        model = with_tta(model, config.tta)
     io.save_model_atomic(model, paths["model.keras"])
 
     test = evaluate_model(model, test_ds)
@@ -505,6 +526,7 @@ def _train_locked(
         "validation_accuracy": validation["accuracy"] if validation else None,
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
+        "test_accuracy_without_tta": without_tta,
         "wall_time_s": round(time.time() - start, 2),
         "fit_time_s": round(fit_time, 2),
         "resumed": resuming,
