@@ -243,6 +243,19 @@ def test_atomic_backup_commits_weights_and_epoch_together(tmp_path):
     )
     assert watch.seen == [1, 2, 3]
     assert not backup_dir.exists()
+    # A backup in Keras's own layout (runs interrupted before this class).
+    with pytest.raises(RuntimeError):
+        model().fit(
+            x,
+            y,
+            epochs=4,
+            callbacks=[keras.callbacks.BackupAndRestore(str(backup_dir)), KillAt(2)],
+            verbose=0,
+        )
+    watch = KillAt(None)
+    resumed = AtomicBackupAndRestore(str(backup_dir))
+    model().fit(x, y, epochs=4, callbacks=[resumed, watch], verbose=0)
+    assert watch.seen == [2, 3]
 
 
 # ----------------------------------------------------------------------------

@@ -207,9 +207,9 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         if self.read_state() is None:
-            # Back up the initial state too, so that there always is a
+            # Back up the starting state too, so that there always is a
             # previous backup to step back to (see `SameEpochOnAllWorkers`).
-            self._current_epoch = 0
+            self._current_epoch = int(getattr(self.model, "_initial_epoch", 0) or 0)
             self._save_model()
 
     def read_state(self) -> dict | None:
@@ -231,6 +231,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             raise ValueError("BackupAndRestore needs a built model.")
         state = self.read_state()
         if state is None:
+            if os.path.isfile(self._weights_path):
+                super()._load_model()  # a backup in Keras's own layout
             return
         try:
             self.restore(state["weights"], state["epoch"])
