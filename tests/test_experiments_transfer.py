@@ -95,3 +95,24 @@ def test_quick_run_with_random_backbone(tmp_path, small_fashion_dir):
     assert saved["backbone"] == "MobileNetV3Small" and saved["pretrain"] is None
     assert saved["backbone_weights"] == "random"
     assert (tmp_path / "transfer" / "transfer.png").exists()
+
+
+def test_finetune_unfreezes_all_but_batch_norm():
+    # Keras 3 runs nested models in the outer training mode, so fine-tuning
+    # must freeze BN explicitly or small target batches overwrite its statistics.
+    import keras
+
+    from keras_convnets import get_model
+
+    net = get_model("simple_cnn", (28, 28, 1), 5, stackwise_num_filters=(8, 16))
+    model = transfer._with_head(transfer._zoo_features(net), 5, frozen=True)
+    assert {w.path.split("/")[0] for w in model.trainable_weights} == {
+        "top_dense",
+        "predictions",
+    }
+    transfer._finetune(model)
+    trainable = {w.path for w in model.trainable_weights}
+    assert "stage1_conv1/kernel" in trainable and "top_dense/kernel" in trainable
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            assert not layer.trainable
