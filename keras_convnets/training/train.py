@@ -473,8 +473,9 @@ def _train_locked(
         images, captions = _sample_images(config, info)
         callbacks.append(kc_callbacks.ImageSamples(paths["logs"], images, captions))
 
+    label = model.name if config.genotype else config.model
     print(
-        f"Training {config.model} ({model.count_params():,} parameters) on "
+        f"Training {label} ({model.count_params():,} parameters) on "
         f"{info.name} [{info.source}]: {info.sizes['train']} train / "
         f"{info.sizes['validation']} validation images, {config.epochs} epochs, "
         f"batch {config.batch_size}{_replicas_note(config, dist)}",
