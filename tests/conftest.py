@@ -76,6 +76,23 @@ def run_dir(tmp_path_factory, small_fashion_dir):
     return str(workdir / "r")
 
 
+def quick_config(tmp_path, data_dir, **overrides):
+    """A resolved `quick` config training 2 epochs on `data_dir` into tmp_path/run."""
+    from keras_convnets.training.config import resolve_config
+
+    flags = dict(
+        recipe="quick",
+        data_dir=data_dir,
+        workdir=str(tmp_path),
+        run_name="run",
+        epochs=2,
+        batch_size=64,
+        train_fraction=1.0,
+    )
+    flags.update(overrides)
+    return resolve_config({}, flags)
+
+
 def run_cli(*args, cwd=None, timeout=300, env=None, check=False):
     """Runs `python -m keras_convnets ARGS` as a real subprocess."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}

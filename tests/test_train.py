@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import quick_config as _config
 from keras_convnets.errors import TrainingDivergedError, UserInputError
 from keras_convnets.training import callbacks as kc_callbacks
 from keras_convnets.training.config import resolve_config
@@ -18,20 +19,6 @@ from keras_convnets.training.train import (
     load_model,
     train_and_evaluate,
 )
-
-
-def _config(tmp_path, data_dir, **overrides):
-    flags = dict(
-        recipe="quick",
-        data_dir=data_dir,
-        workdir=str(tmp_path),
-        run_name="run",
-        epochs=2,
-        batch_size=64,
-        train_fraction=1.0,
-    )
-    flags.update(overrides)
-    return resolve_config({}, flags)
 
 
 def test_train_writes_a_complete_run(tmp_path, small_fashion_dir):

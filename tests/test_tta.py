@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import quick_config
 from keras_convnets.errors import UserInputError
 from keras_convnets.layers import Flip
 from keras_convnets.models import get_model
@@ -88,18 +89,8 @@ def test_ema_out_of_range_is_refused():
 
 
 def test_training_with_tta_and_ema_saves_what_it_reports(tmp_path, small_fashion_dir):
-    flags = dict(
-        recipe="quick",
-        data_dir=small_fashion_dir,
-        workdir=str(tmp_path),
-        run_name="run",
-        epochs=2,
-        batch_size=64,
-        train_fraction=1.0,
-        tta="flip",
-        ema=0.9,
-    )
-    record = train_and_evaluate(resolve_config({}, flags), verbose=0)
+    config = quick_config(tmp_path, small_fashion_dir, tta="flip", ema=0.9)
+    record = train_and_evaluate(config, verbose=0)
     assert record["test_accuracy_without_tta"] is not None
     model, _ = load_model(str(tmp_path / "run"))
     assert model.name.endswith("_tta")
