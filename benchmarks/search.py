@@ -58,6 +58,7 @@ SIZES = {
         run_eagerly=True,
         memory_trials=30,
         memory_fraction=0.02,
+        memory_run_eagerly=True,
         search_cpu_seconds=90,
         final_recipe="fast",
         final_overrides=dict(epochs=1, train_fraction=0.1),
@@ -79,6 +80,9 @@ SIZES = {
         run_eagerly=False,
         memory_trials=30,
         memory_fraction=0.02,
+        # Eager skips tracing; graph mode (False) shows the per-trial graph
+        # memory Keras/TF keep (see README "Benchmark").
+        memory_run_eagerly=True,
         # Process CPU time (time.process_time: every TF thread), not wall time.
         search_cpu_seconds=3600,
         # The final training: this recipe (falls back to "default" if absent),
@@ -186,7 +190,7 @@ def overhead_memory(size, directory):
         filters=(4,),
         proxy_fraction=size["memory_fraction"],
         validation_fraction=0.02,
-        run_eagerly=True,
+        run_eagerly=size.get("memory_run_eagerly", True),
     )
     rss = []
     start = time.perf_counter()
@@ -199,6 +203,7 @@ def overhead_memory(size, directory):
     slope = _slope(list(range(len(tail))), tail)
     return {
         "trials": len(rows),
+        "run_eagerly": config.run_eagerly,
         "search_wall_s": round(wall, 2),
         "fit_s": round(fit, 2),
         "run_trial_s": round(trial, 2),
