@@ -19,6 +19,7 @@ import keras_tuner
 
 from keras_convnets.errors import UserInputError
 from keras_convnets.search.genotype import Genotype, build_from_genotype
+from keras_convnets.training.train import build_state_eagerly
 
 OBJECTIVE = "val_accuracy"
 
@@ -37,34 +38,6 @@ def proxy_bn_momentum(total_steps: int) -> float:
     of them within the second half of the proxy (0.99 at most).
     """
     return min(0.99, 0.01 ** (2 / max(1, int(total_steps))))
-
-
-def build_state_eagerly(model: keras.Model, dataset) -> None:
-    """Creates the optimizer's and the metrics' variables before `fit`.
-
-    Without a distribution strategy, Keras's TensorFlow trainer defers this
-    to the first trace of the train function, so the variables are created
-    inside a `tf.function`. Their lifted initializers (one `cond` per
-    optimizer slot and metric variable) then keep each trial's traced train
-    graph alive after `clear_session`: about 150 MB per trial of a cell net
-    (measured: 12k graph operations and ~700 registered functions per trial;
-    with this call the function count stays flat). Keras's own
-    `_symbolic_build` is the one routine that builds model, loss, metrics and
-    optimizer state from a batch's shapes; it is private, so a Keras without
-    it just skips this (the leak comes back, nothing breaks).
-
-    Args:
-        model: compiled `keras.Model`.
-        dataset: the `tf.data.Dataset` `fit` will read (anything else: no-op).
-    """
-    symbolic_build = getattr(model, "_symbolic_build", None)
-    if symbolic_build is None or model.optimizer is None or model.optimizer.built:
-        return
-    # Shapes and dtypes are all it reads: the dataset's element spec will do.
-    spec = getattr(dataset, "element_spec", None)
-    if spec is None:
-        return
-    symbolic_build(data_batch=tuple(spec) if isinstance(spec, (list, tuple)) else spec)
 
 
 def _choice_or_fixed(hp, name, values):
@@ -206,7 +179,7 @@ class CellHyperModel(keras_tuner.HyperModel):
             from keras_convnets.data.augment import augment_dataset
 
             x = augment_dataset(x, policy, seed=self.seed)
-        build_state_eagerly(model, x)
+        build_state_eagerly(model, x)  # see its docstring: graph memory
         start = time.perf_counter()
         history = model.fit(x, *args, validation_data=validation_data, **kwargs)
         fit_seconds = time.perf_counter() - start
