@@ -240,11 +240,14 @@ def transfer(size, directory, save=None):
     Both final trainings go through `train_and_evaluate` with the same recipe:
     model selection on the validation split, test accuracy reported once.
     The search is skipped if `directory/transfer` already holds a finished one
-    (the final training can be rerun alone).
+    (the final training can be rerun alone); an interrupted one resumes, with
+    the CPU time its earlier runs spent (`benchmark_search_progress.json`,
+    written after every trial) counted against the budget.
     """
     from keras_convnets.models.registry import get_model
     from keras_convnets.search.genotype import build_from_genotype, load_genotype
     from keras_convnets.search.runner import run_search, write_reports
+    from keras_convnets.training import io
     from keras_convnets.training.train import make_datasets, train_and_evaluate
 
     config = _config(
@@ -256,6 +259,9 @@ def transfer(size, directory, save=None):
         overwrite=False,
     )
     done_path = os.path.join(config.project_dir, "benchmark_search.json")
+    # CPU and wall time the search has spent in earlier (interrupted) runs:
+    # rerunning resumes the search and counts them against the budget.
+    progress_path = os.path.join(config.project_dir, "benchmark_search_progress.json")
     if os.path.exists(done_path):
         with open(done_path) as f:
             search = json.load(f)
@@ -263,23 +269,47 @@ def transfer(size, directory, save=None):
             f"transfer: reusing the finished search in {config.project_dir}", flush=True
         )
     else:
-        config = replace(config, overwrite=True)
         budget = size["search_cpu_seconds"]
+        spent = {"cpu_s": 0.0, "wall_s": 0.0, "runs": 0}
+        if os.path.exists(progress_path) and os.path.exists(
+            os.path.join(config.project_dir, "search_config.json")
+        ):
+            with open(progress_path) as f:
+                spent = json.load(f)
+            print(
+                f"transfer: resuming the search in {config.project_dir} after "
+                f"{spent['cpu_s']:.0f} of {budget} CPU-s",
+                flush=True,
+            )
+        else:
+            config = replace(config, overwrite=True)
         cpu0, wall0 = time.process_time(), time.perf_counter()
 
+        def used():
+            return {
+                "cpu_s": round(spent["cpu_s"] + time.process_time() - cpu0, 1),
+                "wall_s": round(spent["wall_s"] + time.perf_counter() - wall0, 1),
+                "runs": spent.get("runs", 0) + 1,
+            }
+
         def stop_when_spent(tuner):
-            if time.process_time() - cpu0 > budget:
+            now = used()
+            io.atomic_write_json(progress_path, now)
+            if now["cpu_s"] > budget:
                 raise _Budget
 
-        try:
-            run_search(config, verbose=0, on_trial_end=stop_when_spent)
-        except _Budget:
-            pass
+        if spent["cpu_s"] <= budget:
+            try:
+                run_search(config, verbose=0, on_trial_end=stop_when_spent)
+            except _Budget:
+                pass
         record = write_reports(config.project_dir)
+        now = used()
         search = {
             "search_cpu_budget_s": budget,
-            "search_cpu_s": round(time.process_time() - cpu0, 1),
-            "search_wall_s": round(time.perf_counter() - wall0, 1),
+            "search_cpu_s": now["cpu_s"],
+            "search_wall_s": now["wall_s"],
+            "search_processes": now["runs"],
             "search_trials": record["completed"],
             "best_trial": record["best"]["trial_id"],
             "best_proxy_val_accuracy": round(record["best"]["val_accuracy"], 4),
@@ -287,8 +317,7 @@ def transfer(size, directory, save=None):
             "genotype": record["best"]["genotype"],
             "best_genotype_path": record["paths"]["best_genotype"],
         }
-        with open(done_path, "w") as f:
-            json.dump(search, f, indent=2)
+        io.atomic_write_json(done_path, search)
     print(f"transfer search: {search}", flush=True)
     if save is not None:
         save(dict(search))

@@ -10,6 +10,7 @@ from keras_convnets.training.config import (
     RECIPES,
     TrainConfig,
     config_from_dict,
+    get_recipe,
     read_config_file,
     resolve_config,
 )
@@ -31,6 +32,14 @@ def test_the_cli_runs_the_fast_recipe_unless_told_otherwise(tmp_path):
     path.write_text(json.dumps({"recipe": "quick"}))
     from_file = resolve_config(read_config_file(str(path)), {}, CLI_DEFAULT_RECIPE)
     assert from_file.recipe == "quick"  # a file naming a recipe wins
+
+
+def test_the_long_recipe_is_the_fast_recipe_on_resnet9_for_longer():
+    fast, long = get_recipe("fast"), get_recipe("long")
+    assert (long.model, long.model_kwargs) == ("resnet9", {"width": 32})
+    assert long.epochs > fast.epochs and long.augment == "erasing"
+    assert (long.precision, long.tta, long.optimizer) == ("bf16", "flip", "adamw")
+    assert resolve_config({}, {"recipe": "long", "epochs": 2}).epochs == 2
 
 
 def test_precedence_recipe_then_file_then_flags(tmp_path):

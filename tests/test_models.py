@@ -61,6 +61,24 @@ def test_published_parameter_counts(name, shape, classes, expected):
     assert get_model(name, shape, classes).count_params() == expected
 
 
+def test_resnet9_has_myrtles_layout():
+    # Myrtle's ResNet-9 (no conv biases): 3x3 convs 3-64-128-(128,128)-256-512-
+    # (512,512) = 6,563,520 weights, 8 BatchNorms of 2,240 channels = 4,480
+    # trainable, 512x10 dense + 10 = 5,130: 6,573,130 trainable weights.
+    model = get_model("resnet9", (32, 32, 3), 10)
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert trainable == 6_573_130
+    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    assert len(convs) == 8 and not any(c.use_bias for c in convs)
+    # The pools come before their BatchNorms: three BNs at reduced resolution.
+    shapes = {l.name: l.output.shape[1] for l in model.layers}
+    assert (shapes["layer1_bn"], shapes["layer2_bn"], shapes["layer3_bn"]) == (16, 8, 4)
+    half = get_model("resnet9", (28, 28, 1), 10, width=32)
+    assert half.output.shape == (None, 10) and half.count_params() == 1_647_786
+    with pytest.raises(UserInputError, match="width must be >= 1"):
+        get_model("resnet9", (28, 28, 1), 10, width=0)
+
+
 @pytest.mark.parametrize(
     "name, expected", [("resnet18", 11_689_512), ("resnet34", 21_797_672)]
 )
