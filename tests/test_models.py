@@ -68,10 +68,10 @@ def test_resnet9_has_myrtles_layout():
     model = get_model("resnet9", (32, 32, 3), 10)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     assert trainable == 6_573_130
-    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert len(convs) == 8 and not any(c.use_bias for c in convs)
     # The pools come before their BatchNorms: three BNs at reduced resolution.
-    shapes = {l.name: l.output.shape[1] for l in model.layers}
+    shapes = {layer.name: layer.output.shape[1] for layer in model.layers}
     assert (shapes["layer1_bn"], shapes["layer2_bn"], shapes["layer3_bn"]) == (16, 8, 4)
     half = get_model("resnet9", (28, 28, 1), 10, width=32)
     assert half.output.shape == (None, 10) and half.count_params() == 1_647_786

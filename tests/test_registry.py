@@ -56,5 +56,7 @@ def test_public_api():
 
 def test_simple_cnn_too_small_input_is_a_clear_error():
     get_model("simple_cnn", (4, 4, 1), 10)  # two 2x2 pools: 4x4 is the minimum
-    with pytest.raises(UserInputError, match=r"at least 4x4 pixels.*Received: input_shape=\(3, 3, 1\)"):
+    with pytest.raises(
+        UserInputError, match=r"at least 4x4 pixels.*Received: input_shape=\(3, 3, 1\)"
+    ):
         get_model("simple_cnn", (3, 3, 1), 10)

@@ -94,12 +94,19 @@ def test_trial_state_is_built_before_the_train_function_is_traced():
     x = rng.random((32, 28, 28, 1), dtype=np.float32)
     y = keras.utils.to_categorical(rng.integers(0, 10, 32), 10)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-    hypermodel = CellHyperModel((28, 28, 1), 10, blocks=1, filters=(4,), steps_per_epoch=2)
+    hypermodel = CellHyperModel(
+        (28, 28, 1), 10, blocks=1, filters=(4,), steps_per_epoch=2
+    )
     before = cond_graphs()
     model = hypermodel.build(keras_tuner.HyperParameters())
     assert not model.optimizer.built
     metrics = hypermodel.fit(
-        keras_tuner.HyperParameters(), model, data, validation_data=data, epochs=1, verbose=0
+        keras_tuner.HyperParameters(),
+        model,
+        data,
+        validation_data=data,
+        epochs=1,
+        verbose=0,
     )
     assert model.optimizer.built and 0 <= metrics["val_accuracy"] <= 1
     assert cond_graphs() == before
