@@ -234,6 +234,27 @@ def _final_recipe(size):
     return replace(get_recipe(name), **size["final_overrides"]), name
 
 
+def _train_or_reuse(train_config):
+    """`train_and_evaluate`, unless the run already finished with this config.
+
+    An unfinished run of the same config resumes (`train_and_evaluate`
+    resumes it), so an interrupted benchmark loses no finished training.
+    """
+    from keras_convnets.training import io
+    from keras_convnets.training.config import config_from_dict
+    from keras_convnets.training.train import train_and_evaluate
+
+    run_dir = os.path.join(train_config.workdir, train_config.run_name)
+    record_path = os.path.join(run_dir, "run.json")
+    config_path = os.path.join(run_dir, "config.json")
+    if os.path.exists(record_path) and os.path.exists(config_path):
+        done = config_from_dict(io.read_json(config_path), where=config_path)
+        if done.identity() == train_config.identity():
+            print(f"transfer: reusing the finished run {run_dir}", flush=True)
+            return io.read_json(record_path), True
+    return train_and_evaluate(train_config, verbose=0), False
+
+
 def transfer(size, directory, save=None):
     """A CPU-time-boxed evolution search; its best cell trained vs the recipe's net.
 
@@ -248,7 +269,7 @@ def transfer(size, directory, save=None):
     from keras_convnets.search.genotype import build_from_genotype, load_genotype
     from keras_convnets.search.runner import run_search, write_reports
     from keras_convnets.training import io
-    from keras_convnets.training.train import make_datasets, train_and_evaluate
+    from keras_convnets.training.train import make_datasets
 
     config = _config(
         size,
@@ -357,16 +378,25 @@ def transfer(size, directory, save=None):
     models = {}
     for name, train_config in runs.items():
         cpu, wall = time.process_time(), time.perf_counter()
-        run = train_and_evaluate(train_config, verbose=0)
+        run, reused = _train_or_reuse(train_config)
         models[name] = {
             "model": train_config.model if name == "hand_designed" else "genotype",
             "params": run["params"],
             "best_epoch": run["best_epoch"],
             "validation_accuracy": round(run["validation_accuracy"], 4),
             "test_accuracy": round(run["test_accuracy"], 4),
-            "train_cpu_s": round(time.process_time() - cpu, 1),
-            "train_wall_s": round(time.perf_counter() - wall, 1),
+            # A reused run's CPU time is not known here; its wall time is.
+            "train_cpu_s": None if reused else round(time.process_time() - cpu, 1),
+            "train_wall_s": run.get("wall_time_s")
+            if reused
+            else round(time.perf_counter() - wall, 1),
             "fit_wall_s": run["fit_time_s"],
+            # Reused: a finished run of the same config from an earlier
+            # process (its times are in run.json); resumed: this process
+            # continued an interrupted run, so the times above cover only the
+            # rest (run.json's fit_time_s covers this process's fit).
+            "reused_finished_run": reused,
+            "resumed": bool(run.get("resumed")),
         }
         print(f"transfer {name}: {models[name]}", flush=True)
         if save is not None:
