@@ -247,7 +247,7 @@ def fast() -> TrainConfig:
 
 @register_recipe
 def long() -> TrainConfig:
-    """The longer preset aiming at >= 95% on Fashion-MNIST (README "Results").
+    """The longer preset: 95.19% / 95.12% Fashion-MNIST test (seeds 0 / 1; README "Results").
 
     The Myrtle.ai ResNet-9 at half width (1.65M weights; its max-pools come
     before the BatchNorms, so BatchNorm stays cheap on CPUs) in mixed
