@@ -284,8 +284,7 @@ def transfer(size, directory, save=None):
     # rerunning resumes the search and counts them against the budget.
     progress_path = os.path.join(config.project_dir, "benchmark_search_progress.json")
     if os.path.exists(done_path):
-        with open(done_path) as f:
-            search = json.load(f)
+        search = io.read_json(done_path)
         print(
             f"transfer: reusing the finished search in {config.project_dir}", flush=True
         )
@@ -295,8 +294,7 @@ def transfer(size, directory, save=None):
         if os.path.exists(progress_path) and os.path.exists(
             os.path.join(config.project_dir, "search_config.json")
         ):
-            with open(progress_path) as f:
-                spent = json.load(f)
+            spent = io.read_json(progress_path)
             print(
                 f"transfer: resuming the search in {config.project_dir} after "
                 f"{spent['cpu_s']:.0f} of {budget} CPU-s",
