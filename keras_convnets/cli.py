@@ -327,7 +327,7 @@ def _add_evaluate_parser(subparsers):
 
 
 def _cmd_evaluate(args):
-    from keras_convnets.training.train import evaluate
+    from keras_convnets.inference import evaluate
 
     result = evaluate(
         args.path,
@@ -365,7 +365,7 @@ def _add_predict_parser(subparsers):
 
 
 def _cmd_predict(args):
-    from keras_convnets.training.train import predict
+    from keras_convnets.inference import predict
 
     results = predict(args.path, args.images, top_k=args.top_k, unsafe=args.unsafe)
     if args.json:

@@ -105,8 +105,9 @@ def _close(a, b, tolerance=TOLERANCE):
 @pytest.fixture(scope="module")
 def single_process(tmp_path_factory, small_fashion_dir):
     """The reference: the same config trained by one process, one device."""
+    from keras_convnets.inference import load_model
     from keras_convnets.training.config import resolve_config
-    from keras_convnets.training.train import load_model, train_and_evaluate
+    from keras_convnets.training.train import train_and_evaluate
 
     def train(epochs):
         workdir = tmp_path_factory.mktemp("single")
@@ -127,7 +128,7 @@ def single_process(tmp_path_factory, small_fashion_dir):
 
 
 def _max_weight_difference(run_dir, reference_weights):
-    from keras_convnets.training.train import load_model
+    from keras_convnets.inference import load_model
 
     model, _ = load_model(str(run_dir))
     return max(

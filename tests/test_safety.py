@@ -12,8 +12,8 @@ import pytest
 
 from conftest import assert_one_line_error, run_cli
 from keras_convnets.errors import UserInputError
+from keras_convnets.inference import load_model
 from keras_convnets.training.safety import check_model_archive
-from keras_convnets.training.train import load_model
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,11 @@ import pytest
 
 from conftest import quick_config as _config
 from keras_convnets.errors import TrainingDivergedError, UserInputError
+from keras_convnets.inference import evaluate, evaluate_model, load_model
 from keras_convnets.training import callbacks as kc_callbacks
 from keras_convnets.training.config import resolve_config
 from keras_convnets.training.schedules import OneCycle
-from keras_convnets.training.train import (
-    build_optimizer,
-    evaluate,
-    evaluate_model,
-    load_model,
-    train_and_evaluate,
-)
+from keras_convnets.training.train import build_optimizer, train_and_evaluate
 
 
 def test_train_writes_a_complete_run(tmp_path, small_fashion_dir):

@@ -6,17 +6,13 @@ import pytest
 
 from conftest import quick_config
 from keras_convnets.errors import UserInputError
+from keras_convnets.inference import evaluate, load_model
 from keras_convnets.layers import Flip
 from keras_convnets.models import get_model
 from keras_convnets.models.tta import TTA_POLICIES, unwrap_tta, with_tta
 from keras_convnets.training import config as config_module
 from keras_convnets.training.config import resolve_config
-from keras_convnets.training.train import (
-    build_optimizer,
-    evaluate,
-    load_model,
-    train_and_evaluate,
-)
+from keras_convnets.training.train import build_optimizer, train_and_evaluate
 
 
 def test_flip_layer_mirrors_and_round_trips(rng):

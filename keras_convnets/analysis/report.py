@@ -77,7 +77,7 @@ def class_index(name_or_index, class_names, num_classes) -> int | None:
 
 
 def _dataset(record, dataset, split, data_dir, tfds_data_dir, batch_size):
-    from keras_convnets.training.train import run_dataset
+    from keras_convnets.inference import run_dataset
 
     return run_dataset(
         record,
@@ -167,8 +167,8 @@ def visualize(
     """
     from keras_convnets.analysis import activation_max, saliency
     from keras_convnets.analysis import visualize as vis
+    from keras_convnets.inference import load_model
     from keras_convnets.training.io import atomic_write_bytes
-    from keras_convnets.training.train import load_model
 
     if what not in WHATS:
         raise UserInputError(

@@ -95,7 +95,7 @@ def load_backbone(spec) -> Backbone:
     if isinstance(spec, str) and spec.lower() == "vgg19":
         return _vgg19_backbone()
     if isinstance(spec, str):
-        from keras_convnets.training.train import load_model
+        from keras_convnets.inference import load_model
 
         model, _ = load_model(spec)
     else:

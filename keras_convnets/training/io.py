@@ -165,15 +165,40 @@ def save_weights_atomic(model, path: str) -> None:
         model.save_weights(tmp)
 
 
-def read_json(path: str) -> dict:
-    """Reads a JSON file the package wrote; a clear error if it is corrupt."""
+# The largest JSON file the package reads back (configs, run records, search
+# state): a run.json with a few thousand epochs of history is under 1 MB.
+MAX_JSON_BYTES = 64 * 1024 * 1024
+
+
+def read_json(path: str, max_bytes: int = MAX_JSON_BYTES):
+    """Reads a JSON file the package wrote; a clear error if it is corrupt.
+
+    The size is checked before anything is read, and bytes that are not UTF-8,
+    JSON that is malformed or nested too deeply for Python's parser are one
+    `UserInputError` naming the file.
+    """
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        size = os.path.getsize(path)
+        if size > max_bytes:
+            raise UserInputError(
+                f"{path}: {size:,} bytes, more than the {max_bytes:,} a JSON file of "
+                f"the package can be; refusing to read it."
+            )
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+        return json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise UserInputError(
+            f"{path}: not UTF-8 text (byte {e.start}); corrupt JSON file."
+        ) from None
     except json.JSONDecodeError as e:
         raise UserInputError(
             f"{path}: corrupt JSON ({e.msg} at line {e.lineno})."
         ) from None
+    except RecursionError:
+        raise UserInputError(f"{path}: corrupt JSON (nested too deeply).") from None
+    except IsADirectoryError:
+        raise UserInputError(f"{path}: is a directory, not a JSON file.") from None
 
 
 def timestamp() -> str:
