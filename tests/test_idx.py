@@ -1,10 +1,13 @@
 """The IDX reader: round trips and every kind of corrupt file."""
 
 import gzip
+import struct
+import tracemalloc
 
 import numpy as np
 import pytest
 
+from keras_convnets.data import idx
 from keras_convnets.data.idx import read_idx, read_idx_pair, write_idx
 from keras_convnets.errors import UserInputError
 
@@ -113,3 +116,98 @@ def test_gzip_of_valid_data_equals_raw(tmp_path, rng):
     np.testing.assert_array_equal(
         read_idx(str(tmp_path / "z.gz")), read_idx(str(tmp_path / "raw"))
     )
+
+
+def _header(dims, type_code=0x08):
+    return bytes([0, 0, type_code, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+
+
+class _CountingReader:
+    """Wraps a file object and counts the bytes it hands out."""
+
+    def __init__(self, f):
+        self.f, self.bytes_read = f, 0
+
+    def read(self, n=-1):
+        data = self.f.read(n)
+        self.bytes_read += len(data)
+        return data
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def test_gzip_bomb_stops_at_the_size_its_header_implies(tmp_path, monkeypatch):
+    # The header says 2x4x4 = 32 bytes; the stream inflates to 8 MiB more.
+    path = tmp_path / "bomb-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(_header((2, 4, 4)) + bytes(8 << 20)))
+    readers = []
+    original = idx._open
+    monkeypatch.setattr(
+        idx,
+        "_open",
+        lambda p: readers.append(_CountingReader(original(p))) or readers[-1],
+    )
+    tracemalloc.start()
+    try:
+        with pytest.raises(UserInputError, match="the file has more") as e:
+            read_idx(str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(path) in str(e.value)
+    # Header + payload + the one byte that shows there is more.
+    assert readers[0].bytes_read == 4 + 3 * 4 + 32 + 1
+    assert peak < (1 << 20), peak  # the old reader held all 8 MiB
+
+
+def test_header_dimensions_that_wrap_past_2_64_are_one_line_errors(tmp_path):
+    # 65536^4 = 2^64 wraps to 0 in int64; with no payload the old reader matched
+    # the size and then failed in reshape with a traceback.
+    path = tmp_path / "wrap"
+    path.write_bytes(_header((65536, 65536, 65536, 65536)))
+    with pytest.raises(UserInputError, match=r"imply 18,446,744,073,709,551,616 bytes"):
+        read_idx(str(path))
+    path.write_bytes(_header((2**32 - 1,) * 3) + b"\x00" * 16)
+    with pytest.raises(UserInputError, match="more than the 1,073,741,824-byte limit"):
+        read_idx(str(path))
+
+
+def test_huge_dimensions_are_refused_before_reading_the_data(tmp_path):
+    path = tmp_path / "huge.gz"
+    # 60,000 float64 images of 2000x2000 would be 1.9 TB.
+    path.write_bytes(gzip.compress(_header((60000, 2000, 2000), 0x0E) + bytes(64)))
+    with pytest.raises(UserInputError, match=r"\(60000, 2000, 2000\) imply") as e:
+        read_idx(str(path))
+    assert "\n" not in str(e.value)
+    # Just over the limit in uint8 is refused; the limit itself is not a cap on
+    # real datasets (Fashion-MNIST's train images are 47 MB).
+    assert idx.MAX_IDX_BYTES >= 60000 * 28 * 28 * 10
+
+
+@pytest.mark.parametrize("dims", [(0,), (0, 28, 28), (10, 0, 28), (2**16,) * 3 + (0,)])
+def test_zero_dimensions_are_refused(tmp_path, dims):
+    path = tmp_path / "zero"
+    path.write_bytes(_header(dims))
+    with pytest.raises(UserInputError, match="zero dimension"):
+        read_idx(str(path))
+
+
+def test_trailing_data_in_a_raw_file_is_refused(tmp_path, rng):
+    path = tmp_path / "images"
+    write_idx(str(path), rng.integers(0, 255, (3, 4, 4), dtype=np.uint8))
+    path.write_bytes(path.read_bytes() + b"\x00")
+    with pytest.raises(UserInputError, match=r"need 64 bytes, the file has more"):
+        read_idx(str(path))
+
+
+def test_multibyte_types_are_native_endian(tmp_path):
+    path = tmp_path / "floats"
+    values = np.array([[1.5, -2.0], [3.25, 1e30]], ">f4")
+    path.write_bytes(_header((2, 2), 0x0D) + values.tobytes())
+    got = read_idx(str(path))
+    assert got.dtype == np.float32 and got.dtype.isnative
+    np.testing.assert_array_equal(got, values.astype(np.float32))

@@ -4,12 +4,18 @@ IDX files start with a magic number (two zero bytes, a type code, the number of
 dimensions), then one big-endian uint32 per dimension, then the data. The reader
 checks each of those against the file and raises a `UserInputError` naming the
 file and the problem, so a truncated download never becomes a silent bad run.
+The data are streamed: the header is read first, the size it implies is
+bounded (`MAX_IDX_BYTES`), and then exactly that many bytes are read (inflated,
+for `.gz`) plus one to detect trailing data, so a decompression bomb costs at
+most the declared size.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import os
+import struct
 import zlib
 
 import numpy as np
@@ -26,22 +32,86 @@ _IDX_DTYPES = {
     0x0E: np.dtype(">f8"),
 }
 
+# The most data bytes an IDX file may declare. The reader holds a whole file in
+# memory, and the largest IDX dataset in use, EMNIST ByClass (697,932 images of
+# 28x28, 547 MB), fits twice; Fashion-MNIST's largest file is 47 MB. A header
+# declaring more is corrupt or hostile, and is refused before anything is
+# allocated or inflated.
+MAX_IDX_BYTES = 1 << 30
+# Bytes asked of the (possibly gzipped) file at a time.
+_CHUNK = 1 << 20
 
-def _read_bytes(path: str) -> bytes:
-    try:
-        if path.endswith(".gz"):
-            with gzip.open(path, "rb") as f:
-                return f.read()
-        with open(path, "rb") as f:
-            return f.read()
-    except EOFError as e:
+
+def _open(path: str):
+    """A binary file object for `path`, inflating it on the fly if it ends in `.gz`."""
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def _read_exactly(f, buffer: memoryview) -> int:
+    """Fills `buffer` from `f` in chunks; returns how many bytes were read.
+
+    Never asks `f` for more than the bytes still missing (at most `_CHUNK` at a
+    time), so a gzip stream is inflated only as far as the buffer goes.
+    """
+    filled = 0
+    while filled < len(buffer):
+        chunk = f.read(min(_CHUNK, len(buffer) - filled))
+        if not chunk:
+            break
+        buffer[filled : filled + len(chunk)] = chunk
+        filled += len(chunk)
+    return filled
+
+
+def _read_stream(path: str, f, expected_ndim: int | None) -> np.ndarray:
+    magic = f.read(4)
+    if len(magic) < 4:
         raise UserInputError(
-            f"{path}: truncated gzip file ({e}); download it again."
-        ) from None
-    except (gzip.BadGzipFile, zlib.error) as e:
-        raise UserInputError(f"{path}: not a valid gzip file ({e}).") from None
-    except OSError as e:
-        raise UserInputError(f"{path}: cannot read file ({e.strerror or e}).") from None
+            f"{path}: file too short for an IDX header ({len(magic)} bytes)."
+        )
+    if magic[0] != 0 or magic[1] != 0 or magic[2] not in _IDX_DTYPES:
+        raise UserInputError(
+            f"{path}: bad IDX magic number 0x{magic.hex()} (expected 0x0000TTNN "
+            f"with type TT in {sorted(hex(t) for t in _IDX_DTYPES)})."
+        )
+    dtype = _IDX_DTYPES[magic[2]]
+    ndim = magic[3]
+    if expected_ndim is not None and ndim != expected_ndim:
+        raise UserInputError(
+            f"{path}: IDX file has {ndim} dimensions, expected {expected_ndim}."
+        )
+    dims = f.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise UserInputError(f"{path}: file too short for its {ndim}-D IDX header.")
+    shape = struct.unpack(f">{ndim}I", dims)
+    if 0 in shape:
+        raise UserInputError(
+            f"{path}: IDX header has a zero dimension {shape}; the file holds no data."
+        )
+    # Python integers: a product of uint32 dimensions cannot overflow or wrap.
+    size = math.prod(shape) * dtype.itemsize
+    if size > MAX_IDX_BYTES:
+        raise UserInputError(
+            f"{path}: IDX header dimensions {shape} imply {size:,} bytes of data, "
+            f"more than the {MAX_IDX_BYTES:,}-byte limit; the header is corrupt "
+            f"(or the file is not a dataset this package loads into memory)."
+        )
+    header = 4 + 4 * ndim
+    data = np.empty(size, np.uint8)
+    got = _read_exactly(f, memoryview(data))
+    if got < size:
+        raise UserInputError(
+            f"{path}: size {header + got} bytes does not match its header "
+            f"(dimensions {shape} need {header + size} bytes); the file is "
+            f"truncated or corrupt."
+        )
+    if f.read(1):
+        raise UserInputError(
+            f"{path}: size does not match its header (dimensions {shape} need "
+            f"{header + size} bytes, the file has more); the file is corrupt."
+        )
+    array = data.view(dtype).reshape(shape)
+    return array.astype(dtype.newbyteorder("="), copy=False)
 
 
 def read_idx(path: str | os.PathLike, expected_ndim: int | None = None) -> np.ndarray:
@@ -57,7 +127,10 @@ def read_idx(path: str | os.PathLike, expected_ndim: int | None = None) -> np.nd
 
     Raises:
         UserInputError: naming the file, when the magic number, type code,
-            dimensions or file size do not match the format.
+            dimensions or file size do not match the format, when a dimension
+            is 0, or when the header declares more than `MAX_IDX_BYTES` bytes.
+            Never more than the declared size plus one byte is read (or
+            inflated).
 
     Example:
 
@@ -66,35 +139,17 @@ def read_idx(path: str | os.PathLike, expected_ndim: int | None = None) -> np.nd
     ```
     """
     path = os.fspath(path)
-    data = _read_bytes(path)
-    if len(data) < 4:
+    try:
+        with _open(path) as f:
+            return _read_stream(path, f, expected_ndim)
+    except EOFError as e:
         raise UserInputError(
-            f"{path}: file too short for an IDX header ({len(data)} bytes)."
-        )
-    if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise UserInputError(
-            f"{path}: bad IDX magic number 0x{data[:4].hex()} (expected 0x0000TTNN "
-            f"with type TT in {sorted(hex(t) for t in _IDX_DTYPES)})."
-        )
-    dtype = _IDX_DTYPES[data[2]]
-    ndim = data[3]
-    if expected_ndim is not None and ndim != expected_ndim:
-        raise UserInputError(
-            f"{path}: IDX file has {ndim} dimensions, expected {expected_ndim}."
-        )
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise UserInputError(f"{path}: file too short for its {ndim}-D IDX header.")
-    shape = tuple(int(d) for d in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) != expected:
-        raise UserInputError(
-            f"{path}: size {len(data)} bytes does not match its header "
-            f"(dimensions {shape} need {expected} bytes); the file is truncated "
-            f"or corrupt."
-        )
-    array = np.frombuffer(data, dtype, offset=header).reshape(shape)
-    return array.astype(dtype.newbyteorder("="), copy=False)
+            f"{path}: truncated gzip file ({e}); download it again."
+        ) from None
+    except (gzip.BadGzipFile, zlib.error) as e:
+        raise UserInputError(f"{path}: not a valid gzip file ({e}).") from None
+    except OSError as e:
+        raise UserInputError(f"{path}: cannot read file ({e.strerror or e}).") from None
 
 
 def read_idx_pair(
