@@ -10,15 +10,19 @@ run carved it.
 from __future__ import annotations
 
 import os
+import re
+import zipfile
+import zlib
 
 import keras
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from keras_convnets.data.datasets import load_dataset
 from keras_convnets.errors import UserInputError
 from keras_convnets.training import io
-from keras_convnets.training.safety import check_model_archive
+from keras_convnets.training.safety import check_model_archive, check_weights_size
 
 
 def evaluate_model(model: keras.Model, dataset: tf.data.Dataset) -> dict:
@@ -54,8 +58,92 @@ def _custom_objects_loaded():
     import keras_convnets.training.schedules  # noqa: F401
 
 
+def _bad_record(run_json, field, why):
+    return UserInputError(f"{run_json}: malformed run.json: {field} {why}.")
+
+
+def _check_record(record, run_json: str) -> dict:
+    """The fields of a run record that loading and evaluating read, checked.
+
+    Returns the record itself when `config` and `dataset` hold what consumers
+    read (`config.dataset`, `config.seed`, `config.validation_fraction`,
+    `config.image_size`, `config.data_dir`, `config.tfds_data_dir`,
+    `dataset.class_names`); raises a one-line `UserInputError` naming
+    run.json and the field otherwise.
+    """
+    if not isinstance(record, dict):
+        raise _bad_record(run_json, "the record", "is not a JSON object")
+    for section in ("config", "dataset"):
+        if not isinstance(record.get(section), dict):
+            raise _bad_record(run_json, section, "is missing or not an object")
+    cfg, data = record["config"], record["dataset"]
+
+    def field(section, name, ok, what, required=True):
+        if name not in section:
+            if required:
+                raise _bad_record(run_json, name, "is missing")
+            return
+        if not ok(section[name]):
+            raise _bad_record(
+                run_json, name, f"must be {what}. Received: {section[name]!r}"[:300]
+            )
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    field(cfg, "dataset", lambda v: isinstance(v, str) and v, "a dataset name")
+    field(cfg, "seed", lambda v: is_int(v) and 0 <= v < 2**32, "an int in [0, 2**32)")
+    field(
+        cfg,
+        "validation_fraction",
+        lambda v: (
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
+        ),
+        "a number in [0, 1)",
+    )
+    field(
+        cfg,
+        "image_size",
+        lambda v: (
+            v is None
+            or (
+                isinstance(v, list)
+                and len(v) == 2
+                and all(is_int(d) and 1 <= d <= 65536 for d in v)
+            )
+        ),
+        "null or [height, width]",
+        required=False,
+    )
+    for name in ("data_dir", "tfds_data_dir"):
+        field(
+            cfg,
+            name,
+            lambda v: v is None or isinstance(v, str),
+            "null or a path",
+            False,
+        )
+    field(
+        data,
+        "class_names",
+        lambda v: isinstance(v, list) and v and all(isinstance(c, str) for c in v),
+        "a list of class names",
+    )
+    return record
+
+
 def resolve_model_path(path: str) -> tuple[str, dict | None]:
-    """`path` is a run directory or a `.keras` file; returns (file, run record)."""
+    """`path` is a run directory or a `.keras` file; returns (file, run record).
+
+    The run record (`run.json` beside the file) is checked here, once, so that
+    every consumer gets either the fields it reads or a one-line error.
+
+    Args:
+        path: str. A run directory or a `.keras` file.
+
+    Returns:
+        `(model file, checked run record or None)`.
+    """
     if os.path.isdir(path):
         model_path = os.path.join(path, "model.keras")
         run_json = os.path.join(path, "run.json")
@@ -69,35 +157,113 @@ def resolve_model_path(path: str) -> tuple[str, dict | None]:
             else f"{path} not found"
         )
         raise UserInputError(f"Model file missing: {where}.")
-    record = io.read_json(run_json) if os.path.isfile(run_json) else None
+    record = None
+    if os.path.isfile(run_json):
+        record = _check_record(io.read_json(run_json), run_json)
     return model_path, record
+
+
+_SHAPES = re.compile(
+    r"variable\.shape=(\([^)]*\)).*?value\.shape=(\([^)]*\))", re.DOTALL
+)
+_VARIABLE = re.compile(r"Target variable: <Variable path=([^,>]+)")
+_OBJECT = re.compile(r"Example error message for object <(\w+) name=([^,>]+)")
+
+
+def _load_error(error: Exception) -> str:
+    """One line saying why Keras could not load a model."""
+    texts = []
+    while error is not None and len(texts) < 8:
+        texts.append(str(error))
+        error = error.__cause__ or error.__context__
+    text = "\n".join(texts)
+    shapes = _SHAPES.search(text)
+    if shapes:
+        variable = _VARIABLE.search(text)
+        owner = _OBJECT.search(text)
+        name = (
+            variable.group(1)
+            if variable
+            else f"layer {owner.group(2)}"
+            if owner
+            else "a variable"
+        )
+        return (
+            f"its weights do not match its architecture: {name} has shape "
+            f"{shapes.group(1)} in the model but {shapes.group(2)} in the file"
+        )
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines and lines[0].startswith("A total of") and len(lines) > 1:
+        lines = [" ".join(lines[:3])]
+    first = lines[0] if lines else type(error).__name__
+    if "safe_mode" in first or "unsafe_deserialization" in first:
+        first = first.split(" This carries")[0].split(" If you trust")[0]
+        first += " If you trust this file, pass --unsafe"
+    return first[:400]
 
 
 def load_model(path: str, unsafe: bool = False) -> tuple[keras.Model, dict | None]:
     """Loads a model (run directory or `.keras` file), safely by default.
 
-    The archive is first checked as data (`safety.check_model_archive`: no
-    path traversal, no code from outside keras and keras_convnets), then
-    loaded with Keras's `safe_mode=True`.
+    Safe loading (the default) checks the archive as data first
+    (`safety.check_model_archive`: no path traversal, no bombs, nothing
+    outside the allowlist of what the package's models are made of), builds
+    the architecture from the checked config with Keras's `safe_mode=True`,
+    checks the declared size of the weights against the parameters it needs
+    (`safety.check_weights_size`), and only then reads the weights.
 
     Args:
         path: str. A run directory or a `.keras` file.
-        unsafe: bool. Skip both checks, for a file you trust. Defaults to False.
+        unsafe: bool. Skip the checks and load with `keras.saving.load_model(...,
+            safe_mode=False)`, for a file you trust. Defaults to False.
 
     Returns:
         `(model, run record or None)`.
+
+    Example:
+
+    ```python
+    model, record = load_model("saved_models/fast")
+    ```
     """
     model_path, record = resolve_model_path(path)
     _custom_objects_loaded()
-    if not unsafe:
-        check_model_archive(model_path)
     try:
-        model = keras.saving.load_model(model_path, compile=False, safe_mode=not unsafe)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if unsafe:
+            model = keras.saving.load_model(model_path, compile=False, safe_mode=False)
+        else:
+            config = check_model_archive(model_path)
+            # As `load_model(compile=False)` does: the optimizer is not rebuilt.
+            config["compile_config"] = None
+            model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+            if not isinstance(model, keras.Model):
+                raise UserInputError(f"{model_path}: the file holds no Keras model.")
+            check_weights_size(model_path, model)
+            model.load_weights(model_path)
+    except UserInputError:
+        raise
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        EOFError,
+        zipfile.BadZipFile,
+        zlib.error,
+    ) as e:
         raise UserInputError(
-            f"{model_path}: cannot load model ({first[:300]})."
+            f"{model_path}: cannot load model ({_load_error(e)})."
         ) from None
+    if record is not None:
+        outputs = model.output_shape[-1]
+        names = record["dataset"]["class_names"]
+        if len(names) != outputs:
+            raise UserInputError(
+                f"{os.path.join(os.path.dirname(model_path), 'run.json')}: malformed "
+                f"run.json: dataset.class_names has {len(names)} names, the model "
+                f"{outputs} outputs."
+            )
     return model, record
 
 
@@ -203,6 +369,41 @@ def _check_compatible(model, info):
         )
 
 
+# 8192x8192: far above any image a classifier of this package is fed, small
+# enough to decode (256 MB of RGBA) before it is resized.
+MAX_IMAGE_PIXELS = 8192 * 8192
+
+
+def check_image_size(image_path: str, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """Raises `UserInputError` if an image's header declares too many pixels.
+
+    Pillow reads only the header here, so a decompression bomb (a PNG of a
+    few KB declaring 100000x100000 pixels) is refused before it is decoded.
+
+    Args:
+        image_path: str. An image file.
+        max_pixels: int. The most pixels allowed. Defaults to
+            `MAX_IMAGE_PIXELS`.
+    """
+    # Pillow's own bomb check would raise before the size can be named; the
+    # bound below replaces it for this header-only read.
+    pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(image_path) as image:
+            width, height = image.size
+    except (OSError, SyntaxError, ValueError):
+        raise UserInputError(
+            f"{image_path}: not a PNG, JPEG, BMP or GIF image."
+        ) from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
+    if width * height > max_pixels:
+        raise UserInputError(
+            f"{image_path}: image too large: {width}x{height} pixels, limit "
+            f"{max_pixels} pixels."
+        )
+
+
 def predict(
     path: str, image_paths: list[str], top_k: int = 3, unsafe: bool = False
 ) -> list[dict]:
@@ -219,11 +420,13 @@ def predict(
         raise UserInputError(f"top_k must be >= 1. Received: top_k={top_k}")
     model, record = load_model(path, unsafe=unsafe)
     height, width, channels = model.input_shape[1:]
+    # Checked by `load_model`: one name per model output.
     class_names = record["dataset"]["class_names"] if record else None
     batch = []
     for image_path in image_paths:
         if not os.path.isfile(image_path):
             raise UserInputError(f"Image not found: {image_path}")
+        check_image_size(image_path)
         try:
             image = tf.io.decode_image(
                 tf.io.read_file(image_path), channels=channels, expand_animations=False
