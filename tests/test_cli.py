@@ -150,11 +150,11 @@ def test_default_run_name_resumes_the_unfinished_run(tmp_path, small_fashion_dir
     _wait_for(lambda: any(_epochs_done(p) >= 1 for p in tmp_path.iterdir()), process)
     process.send_signal(signal.SIGKILL)
     process.communicate()
-    [run] = list(tmp_path.iterdir())
+    [run] = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
     assert run.name.startswith("simple_cnn_tiny-fashion_mnist-")
     result = run_cli(*args, check=True)
     assert f"Resuming the unfinished run in {run}" in result.stdout
-    assert [p.name for p in tmp_path.iterdir()] == [run.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".{run.name}.lock", run.name]
 
 
 def test_sigterm_stops_cleanly_and_keeps_the_backup(tmp_path, small_fashion_dir):

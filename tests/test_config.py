@@ -110,12 +110,82 @@ def test_missing_config_file(tmp_path):
             {"augment": "jitter"},
             r"Unknown augmentation policy.*flip-translate.*Received: augment='jitter'",
         ),
-        ({"run_name": "a/b"}, "run_name must be a plain folder name"),
+        ({"run_name": "a/b"}, "run_name must be a folder name"),
+        ({"run_name": ".hidden"}, "not starting with a dot"),
+        ({"run_name": "x" * 300}, r"at most 200 bytes.*Received: run_name='xxx"),
+        ({"run_name": "a\x00b"}, "run_name must be a folder name"),
+        # Numbers: finite and inside what TensorFlow can take.
+        ({"seed": -1}, r"seed must be in \[0, 2\*\*32 - 1\].*Received: seed=-1"),
+        ({"seed": 2**36}, r"Received: seed=68719476736"),
+        ({"warmup_epochs": float("inf")}, "warmup_epochs must be a finite number"),
+        ({"warmup_epochs": 13.0}, r"warmup_epochs must be in \[0, epochs\]"),
+        ({"batch_size": 10**20}, r"batch_size must be in \[1, 65536\]"),
+        ({"epochs": 10**9}, r"epochs must be in \[1, 100000\]"),
+        ({"learning_rate": float("inf")}, "learning_rate must be a finite number"),
+        ({"learning_rate": float("nan")}, "learning_rate must be a finite number"),
+        ({"weight_decay": float("inf")}, "weight_decay must be a finite number"),
+        ({"momentum": float("nan")}, "momentum must be a finite number"),
+        ({"filters": 10**6}, r"filters must be in \[1, 8192\]"),
+        ({"tensorboard_images": 10**9}, r"tensorboard_images must be in \[0, 256\]"),
     ],
 )
 def test_bad_values(flags, match):
     with pytest.raises(UserInputError, match=match):
         resolve_config({}, flags)
+
+
+def test_bad_values_in_a_file_are_checked_like_flags(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text('{"batch_size": 1e20, "seed": 0}')
+    with pytest.raises(UserInputError, match=r"batch_size must be in \[1, 65536\]"):
+        resolve_config(read_config_file(str(path)), {})
+
+
+def test_a_billion_laughs_yaml_is_refused_while_parsing(tmp_path):
+    """Nine levels of nine aliases: 9**9 (387 million) strings if expanded."""
+    lines = ['a0: &a0 "lol"']
+    for i in range(1, 10):
+        refs = ", ".join([f"*a{i - 1}"] * 9)
+        lines.append(f"a{i}: &a{i} [{refs}]")
+    lines.append("model_kwargs: {x: *a9}")
+    path = tmp_path / "laughs.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size < 1000
+    with pytest.raises(UserInputError, match="anchors and aliases are not allowed"):
+        read_config_file(str(path))
+
+
+def test_error_messages_are_bounded_for_huge_values(tmp_path):
+    path = tmp_path / "big.yaml"
+    path.write_text("epochs: [" + ", ".join(["1"] * 100_000) + "]\n")
+    with pytest.raises(UserInputError) as e:
+        read_config_file(str(path))
+    assert "epochs must be an int" in str(e.value) and len(str(e.value)) < 400
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (b"epochs: 3\nrun_name: caf\xe9\n", r"not UTF-8 text \(byte 23\)"),
+        (b"[" * 200_000, "cannot parse config"),
+    ],
+)
+def test_unreadable_config_bytes(tmp_path, data, match):
+    for name in ("c.yaml", "c.json"):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(UserInputError, match=match):
+            read_config_file(str(path))
+
+
+def test_config_files_are_bounded_before_reading(tmp_path, monkeypatch):
+    from keras_convnets.training import config as config_module
+
+    monkeypatch.setattr(config_module, "MAX_CONFIG_FILE_BYTES", 100)
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 3\n" * 20)
+    with pytest.raises(UserInputError, match="200 bytes; a config file is at most 100"):
+        read_config_file(str(path))
 
 
 def test_round_trip_through_dict():

@@ -105,3 +105,82 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     assert (tmp_path / ".lock").exists()  # the stale lock file is still there...
     with io.run_lock(str(tmp_path)):  # ...and taken over
         assert (tmp_path / ".lock").read_text() == str(os.getpid())
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (b'{"a": "caf\xe9"}', r"not UTF-8 text \(byte 10\)"),
+        (b"[" * 200_000, "corrupt JSON"),
+        (b"", "corrupt JSON"),
+    ],
+)
+def test_read_json_gives_one_clear_error_for_any_bytes(tmp_path, data, match):
+    path = tmp_path / "run.json"
+    path.write_bytes(data)
+    with pytest.raises(UserInputError, match=match) as e:
+        io.read_json(str(path))
+    assert str(path) in str(e.value)
+
+
+def test_read_json_bounds_the_size_before_reading(tmp_path):
+    path = tmp_path / "big.json"
+    path.write_text("[" + "0," * 100 + "0]")
+    with pytest.raises(UserInputError, match="more than the 64 a JSON file"):
+        io.read_json(str(path), max_bytes=64)
+
+
+_ENOSPC_CHILD = """
+import sys
+import keras
+from keras_convnets.errors import UserInputError
+from keras_convnets.training import io
+inputs = keras.Input((100,))
+model = keras.Model(inputs, keras.layers.Dense(4000)(inputs))  # 1.6 MB of weights
+try:
+    io.save_weights_atomic(model, sys.argv[1])
+except UserInputError as e:
+    print("refused:", e, flush=True)
+"""
+
+
+def test_a_real_full_disk_exits_cleanly(tmp_path):
+    """A 1.2 MB tmpfs fills up during a weights write: one clear error, exit 0.
+
+    Before, the error was right but the process died at exit with a
+    segmentation fault in h5py's cleanup of the file Keras left open.
+    """
+    import subprocess
+    import sys
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(mount)],
+        capture_output=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        target = mount / "backup.weights.h5"
+        child = subprocess.run(
+            [sys.executable, "-c", _ENOSPC_CHILD, str(target)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        )
+        assert child.returncode == 0, (child.returncode, child.stderr[-2000:])
+        assert "refused: Cannot write" in child.stdout
+        assert "No space left on device" in child.stdout
+        assert os.listdir(mount) == []  # no temp file left, no target
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_file_lock_names_what_it_guards(tmp_path):
+    lock = str(tmp_path / ".run.lock")
+    with io.file_lock(lock, what="saved_models/run"):
+        with pytest.raises(UserInputError, match="saved_models/run is in use"):
+            with io.file_lock(lock, what="saved_models/run"):
+                pass

@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -20,13 +22,13 @@ def test_train_writes_a_complete_run(tmp_path, small_fashion_dir):
     record = train_and_evaluate(_config(tmp_path, small_fashion_dir), verbose=0)
     run = tmp_path / "run"
     assert sorted(os.listdir(run)) == [
-        ".lock",
         "config.json",
         "history.json",
         "logs",
         "model.keras",
         "run.json",
     ]  # no backup/ or checkpoints/ left once finished
+    assert (tmp_path / ".run.lock").is_file()  # beside the run, not in it
     on_disk = json.loads((run / "run.json").read_text())
     for key in (
         "config",
@@ -95,6 +97,111 @@ def test_finished_run_is_not_overwritten(tmp_path, small_fashion_dir):
         _config(tmp_path, small_fashion_dir, epochs=1, overwrite=True), verbose=0
     )
     assert record["resumed"] is False
+
+
+def _hold_lock(path):
+    """A child process that holds `io.file_lock(path)` until killed."""
+    code = (
+        "import sys, time; from keras_convnets.training import io\n"
+        "with io.file_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(600)"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout.readline().strip() == "locked"
+    return child
+
+
+def test_overwrite_is_refused_while_another_process_trains_the_run(
+    tmp_path, small_fashion_dir
+):
+    """The lock is taken before `--overwrite` touches the folder, and on a path
+    outside it, so the other process's run is left as it was."""
+    config = _config(tmp_path, small_fashion_dir, epochs=1)
+    record = train_and_evaluate(config, verbose=0)
+    before = sorted(os.listdir(tmp_path / "run"))
+    holder = _hold_lock(tmp_path / ".run.lock")
+    try:
+        with pytest.raises(
+            UserInputError, match=rf"in use by another process \(pid {holder.pid}\)"
+        ):
+            train_and_evaluate(
+                _config(tmp_path, small_fashion_dir, epochs=1, overwrite=True),
+                verbose=0,
+            )
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(os.listdir(tmp_path / "run")) == before
+    on_disk = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert on_disk["test_accuracy"] == record["test_accuracy"]
+
+
+class _Killed(BaseException):
+    """Stands in for SIGKILL: nothing after the raise runs."""
+
+
+def test_overwrite_keeps_the_finished_run_until_the_new_one_finishes(
+    tmp_path, small_fashion_dir, monkeypatch
+):
+    old = train_and_evaluate(_config(tmp_path, small_fashion_dir, epochs=1), verbose=0)
+    replaced = tmp_path / ".run.replaced"
+
+    def killed_after_the_first_epoch(self, epoch, logs=None):
+        raise _Killed
+
+    new = _config(tmp_path, small_fashion_dir, epochs=2, overwrite=True)
+    with monkeypatch.context() as m:
+        m.setattr(
+            kc_callbacks.EpochHistory, "on_epoch_end", killed_after_the_first_epoch
+        )
+        with pytest.raises(_Killed):
+            train_and_evaluate(new, verbose=0)
+    # The new run was killed: the old one is whole, beside it.
+    kept = json.loads((replaced / "run.json").read_text())
+    assert kept["test_accuracy"] == old["test_accuracy"]
+    assert (replaced / "model.keras").is_file()
+    assert not (tmp_path / "run" / "run.json").exists()
+    # Rerunning the same command resumes the new run; only then is the old deleted.
+    record = train_and_evaluate(new, verbose=0)
+    assert record["resumed"] is True and record["config"]["epochs"] == 2
+    assert not replaced.exists()
+
+
+def test_a_kill_after_fit_resumes_at_the_last_epoch(
+    tmp_path, small_fashion_dir, monkeypatch
+):
+    """Keras deletes its backup when fit ends; a kill before model.keras and
+    run.json were written then restarted the whole run. Now the rerun restores
+    the last epoch, trains nothing and saves."""
+    from keras_convnets.training import train as train_module
+
+    config = _config(tmp_path, small_fashion_dir, epochs=2)
+
+    def killed(*args, **kwargs):
+        raise _Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(train_module.io, "save_model_atomic", killed)
+        with pytest.raises(_Killed):
+            train_and_evaluate(config, verbose=0)
+    run = tmp_path / "run"
+    state = json.loads((run / "backup" / "training_metadata.json").read_text())
+    assert state["epoch"] == 2  # both epochs finished and backed up
+    history_written = (run / "history.json").stat().st_mtime_ns
+    record = train_and_evaluate(config, verbose=0)
+    assert record["resumed"] is True
+    assert record["history"]["epoch"] == [1, 2]
+    assert (run / "history.json").stat().st_mtime_ns == history_written  # no epoch ran
+    assert not (run / "backup").exists() and not (run / "checkpoints").exists()
+
+
+def test_a_workdir_that_is_a_file_is_a_clear_error(tmp_path, small_fashion_dir):
+    workdir = tmp_path / "not_a_folder"
+    workdir.write_text("x")
+    config = _config(tmp_path, small_fashion_dir, epochs=1, workdir=str(workdir))
+    with pytest.raises(UserInputError, match="not_a_folder is a file, not a folder"):
+        train_and_evaluate(config, verbose=0)
 
 
 def test_unfinished_run_with_other_config_is_refused(tmp_path, small_fashion_dir):

@@ -7,6 +7,8 @@ returning a `keras.Model`; variants are registered argument sets of a builder.
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import inspect
 from collections.abc import Callable
 
 import keras
@@ -131,4 +133,43 @@ def get_model(name: str, input_shape, num_classes: int, **kwargs) -> keras.Model
         raise UserInputError(
             f"num_classes must be at least 2. Received: num_classes={num_classes}"
         )
-    return entry.build(input_shape, num_classes, **kwargs)
+    if not kwargs:
+        return entry.build(input_shape, num_classes)
+    _check_kwargs(entry, kwargs)
+    try:
+        return entry.build(input_shape, num_classes, **kwargs)
+    except UserInputError:
+        raise
+    except (TypeError, ValueError, OverflowError) as e:
+        # The builder's defaults build (the tests build every model); a
+        # failure with extra arguments is about those arguments.
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserInputError(
+            f"Cannot build {name!r} with model arguments {_short_repr(kwargs)}: "
+            f"{first[:300]}"
+        ) from None
+
+
+def _short_repr(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _check_kwargs(entry: ModelEntry, kwargs: dict) -> None:
+    """Raises `UserInputError` for an argument the builder does not take."""
+    parameters = inspect.signature(entry.builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = [
+        p
+        for p, spec in parameters.items()
+        if spec.kind in (spec.POSITIONAL_OR_KEYWORD, spec.KEYWORD_ONLY)
+    ][2:]  # after input_shape and num_classes
+    unknown = [k for k in kwargs if k not in accepted]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), accepted, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserInputError(
+            f"Model {entry.name!r} takes no argument {_short_repr(unknown[0])}{hint}; "
+            f"it takes: {', '.join(accepted) or 'none'}."
+        )

@@ -197,12 +197,23 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     rename commits weights and epoch together. The previous backup is kept
     (what Keras's `double_checkpoint` is for); older files are deleted.
 
+    Keras deletes the backup when `fit` returns, before the caller has saved
+    the model and the run record: a kill in that window would restart the
+    whole run. Here the backup is kept (`delete_checkpoint=False`); the caller
+    deletes it once the run is complete, and a rerun in between restores the
+    last epoch, trains nothing and goes straight to saving.
+
     Args:
-        backup_dir: str. The backup folder; deleted when training ends.
+        backup_dir: str. The backup folder; kept when training ends.
     """
 
     def __init__(self, backup_dir):
-        super().__init__(backup_dir, save_freq="epoch", double_checkpoint=True)
+        super().__init__(
+            backup_dir,
+            save_freq="epoch",
+            double_checkpoint=True,
+            delete_checkpoint=False,
+        )
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)

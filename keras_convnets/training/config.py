@@ -9,7 +9,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
+import re
+import reprlib
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -17,6 +20,44 @@ from dataclasses import dataclass, field, replace
 from keras_convnets.errors import UserInputError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov")
+# Upper bounds of the numbers a config may hold: far above any real run, low
+# enough that TensorFlow neither overflows nor tries to allocate them.
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 65_536
+MAX_CELLS = 64
+MAX_FILTERS = 8_192
+MAX_TENSORBOARD_IMAGES = 256
+# A run folder's name: letters, digits and `._+=@,-`, not starting with a dot
+# (the lock and a replaced run live beside it as `.NAME.lock`, `.NAME.replaced`),
+# short enough for any file system's 255-byte name limit with those suffixes.
+MAX_RUN_NAME = 200
+# Config files are a screenful of `key: value` lines.
+MAX_CONFIG_FILE_BYTES = 1024 * 1024
+
+
+def check_run_name(name: str) -> str:
+    """Raises `UserInputError` unless `name` is a plain, portable folder name."""
+    if (
+        not isinstance(name, str)
+        or not re.fullmatch(r"[\w+=@,-][\w.+=@,-]*", name)
+        or len(name.encode("utf-8")) > MAX_RUN_NAME
+    ):
+        raise UserInputError(
+            f"run_name must be a folder name of at most {MAX_RUN_NAME} bytes of "
+            f"letters, digits and ._+=@,- not starting with a dot. "
+            f"Received: run_name={_short(name)}"
+        )
+    return name
+
+
+def _short(value, limit: int = 120) -> str:
+    """`repr(value)`, cut to `limit` characters, for error messages."""
+    short = reprlib.Repr()  # bounded in depth, items per level and string length
+    short.maxstring = short.maxother = limit
+    text = short.repr(value)
+    return text if len(text) <= limit else text[:limit] + "...'"
+
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 SCHEDULES = ("constant", "cosine", "one-cycle")
 # Test-time augmentation policies (`keras_convnets.models.tta.TTA_POLICIES`).
@@ -106,10 +147,34 @@ class TrainConfig:
     overwrite: bool = False
 
     def validate(self) -> TrainConfig:
-        """Raises `UserInputError` for a value out of range; returns self."""
+        """Raises `UserInputError` for a value out of range; returns self.
+
+        Every number must be finite and inside the range that makes sense; the
+        upper bounds keep a typo (`--batch-size 1e20`) from reaching
+        TensorFlow, where it would overflow or allocate without limit.
+        """
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserInputError(
+                    f"{f.name} must be a finite number. Received: {f.name}={value!r}"
+                )
         checks = [
-            (self.epochs >= 1, "epochs must be >= 1", "epochs"),
-            (self.batch_size >= 1, "batch_size must be >= 1", "batch_size"),
+            (
+                1 <= self.epochs <= MAX_EPOCHS,
+                f"epochs must be in [1, {MAX_EPOCHS}]",
+                "epochs",
+            ),
+            (
+                1 <= self.batch_size <= MAX_BATCH_SIZE,
+                f"batch_size must be in [1, {MAX_BATCH_SIZE}]",
+                "batch_size",
+            ),
+            (
+                0 <= self.seed < 2**32,
+                "seed must be in [0, 2**32 - 1] (what NumPy and Keras accept)",
+                "seed",
+            ),
             (self.learning_rate > 0, "learning_rate must be > 0", "learning_rate"),
             (self.weight_decay >= 0, "weight_decay must be >= 0", "weight_decay"),
             (
@@ -127,9 +192,21 @@ class TrainConfig:
                 "train_fraction must be in (0, 1]",
                 "train_fraction",
             ),
-            (self.warmup_epochs >= 0, "warmup_epochs must be >= 0", "warmup_epochs"),
-            (self.cells >= 1, "cells must be >= 1", "cells"),
-            (self.filters >= 1, "filters must be >= 1", "filters"),
+            (
+                0 <= self.warmup_epochs <= self.epochs,
+                "warmup_epochs must be in [0, epochs]",
+                "warmup_epochs",
+            ),
+            (
+                1 <= self.cells <= MAX_CELLS,
+                f"cells must be in [1, {MAX_CELLS}]",
+                "cells",
+            ),
+            (
+                1 <= self.filters <= MAX_FILTERS,
+                f"filters must be in [1, {MAX_FILTERS}]",
+                "filters",
+            ),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)", "momentum"),
             (0 <= self.ema < 1, "ema must be in [0, 1)", "ema"),
             (
@@ -153,8 +230,8 @@ class TrainConfig:
                 "schedule",
             ),
             (
-                self.tensorboard_images >= 0,
-                "tensorboard_images must be >= 0",
+                0 <= self.tensorboard_images <= MAX_TENSORBOARD_IMAGES,
+                f"tensorboard_images must be in [0, {MAX_TENSORBOARD_IMAGES}]",
                 "tensorboard_images",
             ),
         ]
@@ -170,11 +247,14 @@ class TrainConfig:
                 f"Unknown augmentation policy; choose one of "
                 f"{', '.join(list_policies())}. Received: augment={self.augment!r}"
             )
-        if self.run_name is not None and (
-            not self.run_name or "/" in self.run_name or self.run_name in (".", "..")
+        if self.run_name is not None:
+            check_run_name(self.run_name)
+        if not isinstance(self.model_kwargs, dict) or not all(
+            isinstance(k, str) for k in self.model_kwargs
         ):
             raise UserInputError(
-                f"run_name must be a plain folder name. Received: run_name={self.run_name!r}"
+                f"model_kwargs must be a mapping of argument names to values. "
+                f"Received: model_kwargs={self.model_kwargs!r}"[:300]
             )
         return self
 
@@ -345,11 +425,11 @@ def coerce_value(schema, name: str, value, where: str, list_fields=None):
             if not isinstance(value, dict):
                 raise ValueError(value)
             return dict(value)
-    except (TypeError, ValueError, json.JSONDecodeError):
+    except (TypeError, ValueError, RecursionError):
         expected = getattr(base, "__name__", str(base))
         raise UserInputError(
             f"{where}: {name} must be {'an' if expected[0] in 'aeiou' else 'a'} "
-            f"{expected}. Received: {name}={value!r}"
+            f"{expected}. Received: {name}={_short(value)}"
         ) from None
     return value
 
@@ -363,11 +443,11 @@ def _coerce_list(name, value, where, kind):
     except (TypeError, ValueError):
         raise UserInputError(
             f"{where}: {name} must be a {kind.__name__} or a list of them. "
-            f"Received: {name}={value!r}"
+            f"Received: {name}={_short(value)}"
         ) from None
     if not result:
         raise UserInputError(
-            f"{where}: {name} needs a value. Received: {name}={value!r}"
+            f"{where}: {name} needs a value. Received: {name}={_short(value)}"
         )
     return result
 
@@ -385,18 +465,32 @@ def read_config_file(
     """
     if not os.path.isfile(path):
         raise UserInputError(f"Config file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
+    size = os.path.getsize(path)
+    if size > MAX_CONFIG_FILE_BYTES:
+        raise UserInputError(
+            f"{path}: {size:,} bytes; a {label} file is at most "
+            f"{MAX_CONFIG_FILE_BYTES:,}."
+        )
+    with open(path, "rb") as f:
+        raw = f.read(MAX_CONFIG_FILE_BYTES + 1)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserInputError(
+            f"{path}: not UTF-8 text (byte {e.start}); cannot read {label}."
+        ) from None
     try:
         if path.endswith(".json"):
             data = json.loads(text)
         else:
-            import yaml
-
-            data = yaml.safe_load(text)
+            data = _load_plain_yaml(text)
+    except RecursionError:
+        raise UserInputError(
+            f"{path}: cannot parse {label} (nested too deeply)."
+        ) from None
     except Exception as e:  # json/yaml each raise their own error types
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UserInputError(f"{path}: cannot parse {label} ({first}).") from None
+        raise UserInputError(f"{path}: cannot parse {label} ({first[:200]}).") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -407,6 +501,29 @@ def read_config_file(
     return check_values(
         data, where=path, schema=schema, list_fields=list_fields, label=label
     )
+
+
+def _load_plain_yaml(text: str):
+    """`yaml.safe_load` without anchors, aliases and tags.
+
+    A config file needs plain mappings, lists and scalars. Aliases let a file
+    of a few hundred bytes stand for billions of values ("billion laughs"),
+    which any later walk or error message would expand, so they are refused
+    while parsing, before anything is built.
+    """
+    import yaml
+
+    class _PlainLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise yaml.YAMLError(
+                    f"YAML anchors and aliases are not allowed (line "
+                    f"{event.start_mark.line + 1})"
+                )
+            return super().compose_node(parent, index)
+
+    return yaml.load(text, Loader=_PlainLoader)  # noqa: S506 (a SafeLoader)
 
 
 def check_values(
@@ -424,7 +541,7 @@ def check_values(
         if name not in fields:
             close = difflib.get_close_matches(name, fields, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UserInputError(f"{where}: unknown {label} key {key!r}{hint}.")
+            raise UserInputError(f"{where}: unknown {label} key {_short(key)}{hint}.")
         checked[name] = coerce_value(schema, name, value, where, list_fields)
     return checked
 

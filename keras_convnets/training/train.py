@@ -17,6 +17,7 @@ best-on-validation weights on the test split. Everything lands in
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
@@ -280,57 +281,137 @@ def _find_unfinished(workdir: str, identity: dict) -> str | None:
     return max(matches)[1] if matches else None
 
 
-def prepare_run_dir(config: TrainConfig) -> tuple[str, bool]:
-    """Chooses the run directory; returns `(run_dir, resuming)`.
+def lock_path(run_dir: str) -> str:
+    """The lock of a run folder: `.NAME.lock` beside it, so it outlives `--overwrite`."""
+    parent, name = os.path.split(os.path.normpath(run_dir))
+    return os.path.join(parent, f".{name}.lock")
 
-    With no `run_name`, an unfinished run of the same config in `workdir` is
-    resumed (so rerunning the same command after a crash continues it);
-    otherwise a new `<model>-<dataset>-<timestamp>` directory is made.
+
+def replaced_path(run_dir: str) -> str:
+    """Where `--overwrite` keeps the finished run it replaces until the new one ends."""
+    parent, name = os.path.split(os.path.normpath(run_dir))
+    return os.path.join(parent, f".{name}.replaced")
+
+
+def _check_workdir(workdir: str) -> None:
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise UserInputError(f"--workdir {workdir} is a file, not a folder.")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+    except OSError as e:
+        raise UserInputError(
+            f"Cannot create --workdir {workdir}: {e.strerror}."
+        ) from None
+
+
+@contextlib.contextmanager
+def claim_run_dir(config: TrainConfig):
+    """Chooses the run directory and holds its lock; yields `(run_dir, resuming)`.
+
+    The lock (`.NAME.lock` beside the run folder) is taken before anything in
+    the folder is read, moved or deleted, so a second process can neither
+    train into a run in progress nor `--overwrite` it. With no `run_name`, an
+    unfinished run of the same config in `workdir` is resumed (so rerunning
+    the same command after a crash continues it); otherwise a new
+    `<model>-<dataset>-<timestamp>` directory is made. `--overwrite` of a
+    finished run moves it to `.NAME.replaced`; `finish_run_dir` deletes that
+    once the new run is complete, so a kill in between loses neither.
     """
-    identity = config.identity()
-    if config.run_name is None:
-        unfinished = _find_unfinished(config.workdir, identity)
-        if unfinished:
-            return unfinished, True
-        dataset = os.path.basename(os.path.normpath(config.dataset))
-        model = (
-            "genotype-" + os.path.splitext(os.path.basename(config.genotype))[0]
-            if config.genotype
-            else config.model
-        )
-        base = f"{model}-{dataset}-{io.timestamp()}"
-        run_dir, i = os.path.join(config.workdir, base), 1
-        while os.path.exists(run_dir):
-            i += 1
-            run_dir = os.path.join(config.workdir, f"{base}-{i}")
-        return run_dir, False
+    _check_workdir(config.workdir)
+    with contextlib.ExitStack() as stack:
+        if config.run_name is not None:
+            run_dir = os.path.join(config.workdir, config.run_name)
+            stack.enter_context(io.file_lock(lock_path(run_dir), what=run_dir))
+            resuming = _prepare_named(config, run_dir)
+        else:
+            run_dir, resuming = _claim_unnamed(config, stack)
+        yield run_dir, resuming
 
-    run_dir = os.path.join(config.workdir, config.run_name)
+
+def _claim_unnamed(config: TrainConfig, stack: contextlib.ExitStack):
+    identity = config.identity()
+    unfinished = _find_unfinished(config.workdir, identity)
+    if unfinished:
+        stack.enter_context(io.file_lock(lock_path(unfinished), what=unfinished))
+        if not os.path.exists(os.path.join(unfinished, "run.json")):
+            return unfinished, True
+    dataset = os.path.basename(os.path.normpath(config.dataset))
+    model = (
+        "genotype-" + os.path.splitext(os.path.basename(config.genotype))[0]
+        if config.genotype
+        else config.model
+    )
+    base = f"{model}-{dataset}-{io.timestamp()}"
+    for i in range(1, 10_000):
+        run_dir = os.path.join(config.workdir, base if i == 1 else f"{base}-{i}")
+        if os.path.exists(run_dir):
+            continue
+        try:
+            lock = stack.enter_context(
+                contextlib.ExitStack()
+            )  # a lock of its own, released if the name is taken meanwhile
+            lock.enter_context(io.file_lock(lock_path(run_dir), what=run_dir))
+        except UserInputError:
+            continue  # another process claimed this name a moment ago
+        if os.path.exists(run_dir):
+            lock.close()
+            continue
+        return run_dir, False
+    raise UserInputError(f"No free run folder name for {base} in {config.workdir}.")
+
+
+def _prepare_named(config: TrainConfig, run_dir: str) -> bool:
+    """Under the run's lock: resume, refuse, or make room for a new run."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise UserInputError(f"{run_dir} is a file, not a run folder.")
+    replaced = replaced_path(run_dir)
     if os.path.exists(os.path.join(run_dir, "run.json")):
         if not config.overwrite:
             raise UserInputError(
                 f"{run_dir} holds a finished run; choose another --run-name or pass "
                 f"--overwrite to replace it."
             )
-        shutil.rmtree(run_dir)
-        return run_dir, False
+        # Kept until the new run finishes (an older replaced run goes now).
+        if os.path.exists(replaced):
+            shutil.rmtree(replaced)
+        os.rename(run_dir, replaced)
+        print(
+            f"Note: the finished run in {run_dir} is kept as {replaced} until "
+            f"the new run finishes.",
+            flush=True,
+        )
+        return False
     config_path = os.path.join(run_dir, "config.json")
-    if os.path.isfile(config_path):
+    if not os.path.isfile(config_path):
+        return False
+    try:
         other = config_from_dict(io.read_json(config_path), where=config_path)
-        if other.identity() != identity:
-            if config.overwrite:
-                shutil.rmtree(run_dir)
-                return run_dir, False
-            differs = sorted(
-                k for k in identity if identity[k] != other.identity().get(k)
-            )
-            raise UserInputError(
-                f"{run_dir} holds an unfinished run with a different config "
-                f"(differs in: {', '.join(differs)}); rerun with the same settings "
-                f"to resume it, or pass --overwrite or another --run-name."
-            )
-        return run_dir, True
-    return run_dir, False
+    except UserInputError:
+        if not config.overwrite:
+            raise
+        other = None
+    if other is not None and other.identity() == config.identity():
+        return True
+    if config.overwrite:
+        shutil.rmtree(run_dir)  # an unfinished run (a replaced one stays)
+        return False
+    identity = config.identity()
+    differs = sorted(k for k in identity if identity[k] != other.identity().get(k))
+    raise UserInputError(
+        f"{run_dir} holds an unfinished run with a different config "
+        f"(differs in: {', '.join(differs)}); rerun with the same settings "
+        f"to resume it, or pass --overwrite or another --run-name."
+    )
+
+
+def finish_run_dir(run_dir: str) -> None:
+    """Deletes what a complete run no longer needs: backup, checkpoints, a replaced run."""
+    for path in (
+        os.path.join(run_dir, "backup"),
+        os.path.join(run_dir, "checkpoints"),
+        replaced_path(run_dir),
+    ):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------
@@ -387,10 +468,10 @@ def train_and_evaluate(
     with dist.scope():  # variables mirrored on every replica
         model = build_model(config, datasets[3])
     if dist.is_chief:
-        run_dir, resuming = prepare_run_dir(config)
+        claim = claim_run_dir(config)
     else:
-        run_dir, resuming = distribute.worker_run_dir(config, dist)
-    with io.run_lock(run_dir):
+        claim = _worker_claim(config, dist)
+    with claim as (run_dir, resuming):
         record = _train_locked(
             config,
             run_dir,
@@ -404,6 +485,13 @@ def train_and_evaluate(
         )
     distribute.finish_worker(run_dir, dist)
     return record
+
+
+@contextlib.contextmanager
+def _worker_claim(config, dist):
+    run_dir, resuming = distribute.worker_run_dir(config, dist)
+    with io.run_lock(run_dir):
+        yield run_dir, resuming
 
 
 _POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
@@ -570,7 +658,8 @@ def _train_locked(
         "command": " ".join(sys.argv),
     }
     io.atomic_write_json(paths["run.json"], record)
-    shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
+    # Only now: a kill before this line resumes at the last epoch, not epoch 1.
+    finish_run_dir(run_dir)
     return record
 
 
