@@ -25,6 +25,7 @@ from keras_tuner.engine import trial as trial_module
 from keras_tuner.engine.hyperparameters import Choice
 
 from keras_convnets.errors import UserInputError
+from keras_convnets.search import state
 
 
 def _kind(name: str) -> str:
@@ -85,6 +86,7 @@ class RegularizedEvolutionOracle(keras_tuner.Oracle):
                 f"sample_size must be in [1, population_size={population_size}]. "
                 f"Received: sample_size={sample_size}"
             )
+        state.install_atomic_writes()  # oracle.json and trial.json: atomic
         super().__init__(
             objective=objective,
             max_trials=max_trials,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io as _io
 
+from keras_convnets.search import state
 from keras_convnets.search.genotype import Genotype, input_name
-from keras_convnets.training import io
 
 
 def plot_cell(genotype: Genotype, cell: str = "normal", path: str | None = None):
@@ -102,5 +102,5 @@ def plot_cell(genotype: Genotype, cell: str = "normal", path: str | None = None)
     fig.savefig(buffer, format="png")
     data = buffer.getvalue()
     if path is not None:
-        io.atomic_write_bytes(path, data)
+        state.write_bytes(path, data)
     return data

@@ -24,9 +24,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import gc
 import io as _io
-import json
 import math
 import os
 import shutil
@@ -37,8 +37,10 @@ from dataclasses import dataclass, replace
 import keras
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
+from keras_tuner.src.engine import tuner_utils
 
 from keras_convnets.errors import UserInputError
+from keras_convnets.search import state
 from keras_convnets.search.evolution import RegularizedEvolutionOracle
 from keras_convnets.search.genotype import Genotype
 from keras_convnets.search.hypermodel import OBJECTIVE, CellHyperModel, objective
@@ -280,11 +282,62 @@ def parse_address(address: str) -> tuple[str, int]:
 # Tuners.
 
 
+def _save_checkpoint(callback) -> None:
+    state.save_weights_atomic(callback.model, callback.filepath)
+
+
 class _CellTunerMixin:
-    """What every search tuner adds to KerasTuner's: timing, memory, chief."""
+    """What every search tuner adds to KerasTuner's: timing, memory, chief,
+    and state that survives a kill at any moment (see `search/state.py`)."""
 
     # Called with the tuner after each finished trial (single-process mode).
     trial_end_hook = None
+
+    def __init__(self, *args, **kwargs):
+        state.install_atomic_writes()
+        super().__init__(*args, **kwargs)
+
+    def reload(self):
+        """KerasTuner's reload, refusing damaged state with one clear line.
+
+        `oracle.json` must have every field a fresh oracle of the same class
+        has, of the same JSON kind, and KerasTuner must accept it; trials it
+        names must exist. A trial created just before a kill, that the oracle
+        never recorded, is forgotten (`state.drop_orphan_trials`); one that
+        completed just before a kill is ended, not trained again
+        (`state.finish_completed_trials`).
+        """
+        if self._is_worker():
+            return super().reload()
+        path = self.oracle._get_oracle_fname()
+        template = self.oracle.get_state()
+        if os.path.exists(path):
+            state.check_oracle_state(path, state.read_state_json(path), template)
+        try:
+            super().reload()
+        except UserInputError:
+            raise
+        except Exception as e:  # a shape KerasTuner cannot use
+            cause = e.__cause__ or e  # KerasTuner wraps a KeyError in its own
+            raise state.corrupt(path, f"{type(cause).__name__}: {cause}") from None
+        state.check_oracle_trials(path, self.oracle)
+        state.drop_orphan_trials(self.oracle)
+        state.finish_completed_trials(self.oracle)
+
+    def on_search_begin(self):
+        super().on_search_begin()
+        # KerasTuner reloads a project only if `tuner0.json` exists, and first
+        # writes it after the first trial: a kill just after the oracle ended
+        # trial 0 would start the search afresh and train trial 0 again.
+        if not self._is_worker():
+            self.save()
+
+    def _build_and_fit_model(self, trial, *args, **kwargs):
+        # KerasTuner's best-epoch checkpoint writes weights in place.
+        for callback in kwargs.get("callbacks") or []:
+            if isinstance(callback, tuner_utils.SaveBestEpoch):
+                callback._save_model = functools.partial(_save_checkpoint, callback)
+        return super()._build_and_fit_model(trial, *args, **kwargs)
 
     def run_trial(self, trial, *args, **kwargs):
         start = time.perf_counter()
@@ -296,7 +349,7 @@ class _CellTunerMixin:
         runs_path = os.path.join(self.get_trial_dir(trial.trial_id), "runs.json")
         runs = io.read_json(runs_path) if os.path.exists(runs_path) else []
         runs.append({"tuner_id": self.tuner_id, "pid": os.getpid(), "seconds": seconds})
-        io.atomic_write_json(runs_path, runs)
+        state.write_json(runs_path, runs)
         return results
 
     def on_trial_end(self, trial):
@@ -509,41 +562,13 @@ def _wait_for_chief(timeout: float) -> None:
 # The job.
 
 
-def _check_state_files(project_dir: str) -> None:
-    """Refuses to resume over damaged tuner state, naming the file.
-
-    KerasTuner would otherwise fail deep inside with a JSON traceback, or a
-    user might start afresh over hours of results: neither is acceptable.
-    """
-    paths = [os.path.join(project_dir, n) for n in sorted(os.listdir(project_dir))]
-    paths = [p for p in paths if p.endswith(".json") and os.path.isfile(p)]
-    for trial_dir in sorted(os.listdir(project_dir)):
-        trial_json = os.path.join(project_dir, trial_dir, "trial.json")
-        if trial_dir.startswith("trial_") and os.path.exists(trial_json):
-            paths.append(trial_json)
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise UserInputError(
-                f"{path}: corrupt search state ({getattr(e, 'msg', e)}). Restore "
-                f"this file to resume, or pass --overwrite to start the search over."
-            ) from None
-        if not isinstance(data, dict):
-            raise UserInputError(
-                f"{path}: corrupt search state (not a JSON object). Restore this "
-                f"file to resume, or pass --overwrite to start the search over."
-            )
-
-
 def _check_resume(config: SearchConfig) -> bool:
     """Whether the project exists; refuses one of a different search."""
     path = os.path.join(config.project_dir, "search_config.json")
     if not os.path.exists(path):
         return False
-    _check_state_files(config.project_dir)
-    stored = io.read_json(path)
+    state.check_state_files(config.project_dir)
+    stored = state.read_state_json(path)
     stored_identity = {k: v for k, v in stored.items() if k not in config.RUN_FIELDS}
     identity = config.identity()
     if stored_identity != identity:
@@ -573,7 +598,7 @@ def _project_lock(config: SearchConfig):
         with io.run_lock(config.project_dir):
             yield
     except UserInputError as e:
-        if "Another process" not in str(e):
+        if "another process" not in str(e).lower():
             raise
         raise UserInputError(
             f"Another search is running in {config.project_dir}; wait for it, or "
@@ -626,7 +651,7 @@ def run_search(
                 _clear_project(config.project_dir)
             elif _check_resume(config):
                 print(f"Resuming the search in {config.project_dir}", flush=True)
-            io.atomic_write_json(
+            state.write_json(
                 os.path.join(config.project_dir, "search_config.json"), config.to_dict()
             )
         train, validation, info = _proxy_data(config)
@@ -806,7 +831,7 @@ def write_reports(project_dir: str) -> dict:
         "normal_png": os.path.join(project_dir, "normal_cell.png"),
         "reduce_png": os.path.join(project_dir, "reduce_cell.png"),
     }
-    io.atomic_write_bytes(paths["trials_csv"], buffer.getvalue().encode("utf-8"))
+    state.write_bytes(paths["trials_csv"], buffer.getvalue().encode("utf-8"))
 
     completed = [
         r
@@ -840,12 +865,12 @@ def write_reports(project_dir: str) -> dict:
             "project": os.path.basename(os.path.normpath(project_dir)),
         },
     }
-    io.atomic_write_json(paths["best_genotype"], best_record)
+    state.write_json(paths["best_genotype"], best_record)
     from keras_convnets.search.render import plot_cell
 
     for cell in ("normal", "reduce"):
         plot_cell(best["genotype"], cell, paths[f"{cell}_png"])
-    io.atomic_write_bytes(
+    state.write_bytes(
         paths["summary"], _summary(project_dir, config, rows, ranked).encode("utf-8")
     )
     record["best"] = {
