@@ -183,6 +183,13 @@ def test_diverging_run_stops_with_a_clear_error(tmp_path, small_fashion_dir):
         (["train", "--dataset", "no_such_data"], ["Unknown dataset 'no_such_data'"]),
         (["train", "--epochs", "three"], ["argument --epochs: expected an integer"]),
         (["train", "--epochs", "0"], ["Received: epochs=0"]),
+        (["train", "--seed", "-1"], ["seed must be in [0, 2**32 - 1]"]),
+        (["train", "--learning-rate", "inf"], ["learning_rate must be a finite"]),
+        (["train", "--run-name", "r" * 300], ["run_name must be a folder name"]),
+        (
+            ["train", "--model-kwargs", '{"dropot": 0.5}'],
+            ["takes no argument 'dropot' (did you mean 'dropout'?)"],
+        ),
         (["train", "--optimizer", "lbfgs"], ["invalid choice: 'lbfgs'"]),
         (
             ["train", "--config", "missing.yaml"],
@@ -215,6 +222,19 @@ def test_bad_config_key_names_the_file(tmp_path):
     config.write_text("epoch: 3\n")
     result = run_cli("train", "--config", config)
     assert_one_line_error(result, str(config), "unknown config key 'epoch'")
+
+
+def test_unreadable_files_and_paths_are_one_line(tmp_path, small_fashion_dir):
+    config = tmp_path / "c.yaml"
+    config.write_bytes(b"epochs: 1\nrun_name: caf\xe9\n")
+    result = run_cli("train", "--config", config)
+    assert_one_line_error(result, str(config), "not UTF-8 text")
+    workdir = tmp_path / "file"
+    workdir.write_text("")
+    result = run_cli(
+        *_train_args(tmp_path, small_fashion_dir, "r", 1), "--workdir", workdir
+    )
+    assert_one_line_error(result, f"--workdir {workdir} is a file, not a folder")
 
 
 def test_predict_rejects_a_non_image(tmp_path, small_fashion_dir):

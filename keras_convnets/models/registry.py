@@ -155,6 +155,15 @@ def _short_repr(value) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
+def check_model_kwargs(name: str, kwargs: dict) -> None:
+    """Raises `UserInputError` for an unknown model or an argument its builder lacks.
+
+    Cheap (nothing is built), so callers can check `--model-kwargs` before
+    loading data.
+    """
+    _check_kwargs(get_model_entry(name), kwargs)
+
+
 def _check_kwargs(entry: ModelEntry, kwargs: dict) -> None:
     """Raises `UserInputError` for an argument the builder does not take."""
     parameters = inspect.signature(entry.builder).parameters

@@ -32,7 +32,7 @@ import tensorflow as tf
 from keras_convnets.data.datasets import DatasetInfo, load_dataset
 from keras_convnets.errors import UserInputError
 from keras_convnets.inference import evaluate_model
-from keras_convnets.models.registry import get_model
+from keras_convnets.models.registry import check_model_kwargs, get_model
 from keras_convnets.models.tta import with_tta
 from keras_convnets.training import callbacks as kc_callbacks
 from keras_convnets.training import distribute, io
@@ -453,6 +453,8 @@ def train_and_evaluate(
     """
     start = start_time or time.time()
     config.validate()
+    if not config.genotype:
+        check_model_kwargs(config.model, config.model_kwargs)
     # First: the multi-worker strategy must exist before TensorFlow starts.
     dist = distribute.make_distribution(strategy)
     # Seed first: weight initialization and dropout follow from it, and the
