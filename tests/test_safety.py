@@ -136,13 +136,27 @@ def test_unexpected_member_and_non_zip_are_refused(tmp_path, base_model):
         load_model(str(junk))
 
 
-def test_cli_refuses_with_one_line_and_no_side_effect(tmp_path, base_model):
-    sentinel = tmp_path / "PWNED"
-    config = _config(base_model)
-    config["config"]["layers"][1]["config"]["activation"] = _popen_payload(sentinel)
-    path = _rewrite(base_model, tmp_path / "popen.keras", config)
-    result = run_cli("evaluate", path, "--dataset", "fashion_mnist")
+def test_cli_refuses_the_file_writing_lambda_with_one_line(tmp_path):
+    # The headline hole end to end: `visualize --what saliency` runs the model.
+    sentinel = tmp_path / "thesis.pdf"
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Lambda(lambda t: t, name="lam")(inputs)
+    x = keras.layers.Conv2D(2, 3, name="conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    source = tmp_path / "source.keras"
+    keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x)).save(source)
+    config = _config(source)
+    _replace_lambdas(
+        config, _WRITES_FILES["plot_image_gallery"], {"path": str(sentinel)}
+    )
+    path = _rewrite(source, tmp_path / "hole.keras", config)
+    image = tmp_path / "x.png"
+    keras.utils.save_img(image, np.zeros((8, 8, 1), "uint8"), scale=False)
+    result = run_cli(
+        "visualize", path, "--what", "saliency", "--images", image, "--out", tmp_path
+    )
     assert_one_line_error(result, "refusing to load", "--unsafe")
+    assert "safe_mode" not in result.stderr
     assert not sentinel.exists()
 
 
