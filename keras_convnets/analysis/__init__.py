@@ -3,9 +3,12 @@
 Filters, feature maps, receptive fields and top patches, the gradient's focus
 through max-pooling, saliency maps and Grad-CAM, activation maximization, and
 neural style transfer. Every function takes the model and layer names as
-arguments; `plot_*` functions return labelled matplotlib figures.
+arguments; `plot_*` functions return labelled matplotlib figures. A model
+trained in mixed bf16/fp16 is analysed through its float32 copy
+(`float32_model`), so every tool computes in float32 whatever the precision.
 """
 
+from keras_convnets.analysis._common import float32_model
 from keras_convnets.analysis.activation_max import (
     activation_maximization,
     plot_activation_max,
@@ -42,6 +45,7 @@ __all__ = [
     "StyleLoss",
     "activation_maximization",
     "feature_maps",
+    "float32_model",
     "grad_cam",
     "gram_matrix",
     "layer_filters",

@@ -11,6 +11,84 @@ import tensorflow as tf
 
 from keras_convnets.errors import UserInputError
 
+_LOW_PRECISION = ("float16", "bfloat16")
+
+
+def _low_precision(layer) -> bool:
+    return layer.dtype_policy.compute_dtype in _LOW_PRECISION
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def float32_model(model: keras.Model) -> keras.Model:
+    """The model computing in float32 everywhere: what analysis runs on.
+
+    A model trained with `--precision bf16|fp16` computes in bfloat16/float16
+    (Keras's mixed policies), with float32 variables and a float32 output.
+    Analysis code mixes its own float32 tensors (images being optimized, loss
+    targets, one-hot selections, gradients) with the model's intermediate
+    outputs, and wants float32 numerics: a bfloat16 gradient or activation
+    keeps 8 bits of mantissa, which ties top-patch rankings and blurs saliency
+    maps, and float16 overflows during gradient ascent. So the model is
+    cloned layer by layer from the configs, every layer that computes in low
+    precision switched to the float32 policy, and each copy given the
+    original's weights (exactly: the variables were float32 already). Every
+    layer is copied, not shared, so `layer.input`/`layer.output` of the copy
+    belong to the copy's graph. Nested Functional and Sequential models
+    (e.g. the TTA wrapper's classifier) are copied the same way. The
+    original model is untouched.
+
+    Casting at the analysis code's end instead (inputs to the compute dtype,
+    outputs to float32) would need a cast at every place a tool touches a
+    tensor, and would keep low-precision gradients; one float32 copy fixes
+    every present and future tool at once.
+
+    Args:
+        model: a Functional or Sequential `keras.Model`, any dtype policy
+            (a subclassed model in low precision raises Keras's `ValueError`).
+
+    Returns:
+        `model` itself when no layer computes in float16/bfloat16, else a
+        float32 copy with the same name, layer names and weights.
+
+    Example:
+
+    ```python
+    model = float32_model(keras.saving.load_model("saved_models/RUN/model.keras"))
+    ```
+    """
+    if not any(_low_precision(layer) for layer in _all_layers(model)):
+        return model
+    rebuilt = []  # (original, copy)
+
+    def clone(layer):
+        if isinstance(layer, keras.layers.Lambda):
+            # Shared, not rebuilt: rebuilding would deserialize its function
+            # again, which safe mode refuses. It casts its input to its own
+            # compute dtype; only its own `.output` stays in the old graph.
+            return layer
+        config = layer.get_config()
+        if _low_precision(layer):
+            config["dtype"] = "float32"
+        copy = type(layer).from_config(config)
+        rebuilt.append((layer, copy))
+        return copy
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")  # for sub-layers built in __init__
+    try:
+        copy = keras.models.clone_model(model, clone_function=clone, recursive=True)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    for layer, new in rebuilt:
+        new.set_weights(layer.get_weights())
+    return copy
+
 
 def get_layer(model, name: str):
     """`model.get_layer(name)` with an error that lists the layer names."""

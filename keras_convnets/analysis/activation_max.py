@@ -75,6 +75,7 @@ def activation_maximization(
     """
     if steps < 1:
         raise UserInputError(f"steps must be >= 1. Received: steps={steps}")
+    model = _common.float32_model(model)
     if layer_name is None:
         targets = class_index if class_index is not None else units
         scorer = _common.logits_model(model)

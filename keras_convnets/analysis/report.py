@@ -178,7 +178,9 @@ def visualize(
     from keras_convnets.models.tta import unwrap_tta
 
     model, record = load_model(path)
-    model = unwrap_tta(model)  # look inside the classifier, not the TTA average
+    # Look inside the classifier, not the TTA average, in float32 whatever the
+    # training precision (one copy here; the tools below then reuse it).
+    model = _common.float32_model(unwrap_tta(model))
     class_names = record["dataset"]["class_names"] if record else None
     num_classes = model.output_shape[-1]
     layer = layer or default_layer(model, what)

@@ -49,7 +49,7 @@ def saliency_map(model, images, class_index: int | None = None):
         Visualising Image Classification Models and Saliency Maps", ICLR 2014
         workshop.
     """
-    scorer = _common.logits_model(model)
+    scorer = _common.logits_model(_common.float32_model(model))
     x = tf.convert_to_tensor(_common.as_batch(images))
     with tf.GradientTape() as tape:
         tape.watch(x)
@@ -86,6 +86,7 @@ def grad_cam(model, layer_name: str, images, class_index: int | None = None):
         Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks
         via Gradient-based Localization", ICCV 2017.
     """
+    model = _common.float32_model(model)
     _common.spatial_layer(model, layer_name)
     scorer = _common.logits_model(model, [layer_name])
     x = _common.as_batch(images)

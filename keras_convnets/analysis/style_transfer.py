@@ -82,7 +82,14 @@ def _vgg19_backbone() -> Backbone:
     def preprocess(images):
         return keras.applications.vgg19.preprocess_input(images * 255.0)
 
-    return Backbone(model, preprocess, 3, None, VGG19_CONTENT_LAYER, VGG19_STYLE_LAYERS)
+    return Backbone(
+        _common.float32_model(model),
+        preprocess,
+        3,
+        None,
+        VGG19_CONTENT_LAYER,
+        VGG19_STYLE_LAYERS,
+    )
 
 
 def load_backbone(spec) -> Backbone:
@@ -102,7 +109,7 @@ def load_backbone(spec) -> Backbone:
         model = spec
     from keras_convnets.models.tta import unwrap_tta
 
-    model = unwrap_tta(model)
+    model = _common.float32_model(unwrap_tta(model))
     convs = _common.conv_layer_names(model)
     if not convs:
         raise UserInputError(
@@ -120,6 +127,7 @@ def feature_model(model, layer_names, image_size=None) -> keras.Model:
     any size by re-applying its layers up to the named ones (convolutions and
     pools do not care about the size; a flatten or dense layer would).
     """
+    model = _common.float32_model(model)
     outputs = [_common.spatial_layer(model, n).output for n in layer_names]
     features = _common.submodel(model, outputs)
     fixed = tuple(_common.model_input(model).shape[1:3])

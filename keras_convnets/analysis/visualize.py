@@ -127,6 +127,7 @@ def feature_maps(model, layer_name: str, images) -> np.ndarray:
     maps = feature_maps(model, "stage1_conv1_relu", images[:4])
     ```
     """
+    model = _common.float32_model(model)
     layer = _common.spatial_layer(model, layer_name)
     sub = _common.submodel(model, layer.output)
     return np.asarray(sub(_common.as_batch(images), training=False))
@@ -228,6 +229,7 @@ def top_patches(
     """
     if k < 1:
         raise UserInputError(f"k must be >= 1. Received: k={k}")
+    model = _common.float32_model(model)
     layer = _common.get_layer(model, layer_name)
     channels = layer.output.shape[-1]
     if not 0 <= unit < channels:
@@ -346,6 +348,7 @@ def max_pool_focus(model, layer_name: str, images, unit: int | None = None):
     winners = g != 0
     ```
     """
+    model = _common.float32_model(model)
     layer = _common.get_layer(model, layer_name)
     if "MaxPool" not in type(layer).__name__:
         raise UserInputError(
