@@ -182,19 +182,24 @@ def check_trial_file(path: str) -> None:
 def check_state_files(project_dir: str) -> None:
     """Refuses to resume over damaged state, naming the file.
 
-    Every JSON file of the project and every trial's `trial.json` must be a
-    readable JSON object (size bounded, UTF-8, not nested too deeply), and
-    every `trial.json` one KerasTuner can load; every `runs.json` a list of
-    runs.
+    Temporary files that killed writers left are removed first (a live
+    writer's are kept, and never read). Every JSON file of the project and
+    every trial's `trial.json` must be a readable JSON object (size bounded,
+    UTF-8, not nested too deeply), every `trial.json` one KerasTuner can
+    load, and every `runs.json` a list of runs.
     """
-    names = sorted(os.listdir(project_dir))
+    io.sweep_stale_temps(project_dir)  # half writes of killed processes
+    names = sorted(n for n in os.listdir(project_dir) if not n.startswith("."))
     for name in names:
         path = os.path.join(project_dir, name)
         if name.endswith(".json") and os.path.isfile(path):
             read_state_json(path)
     for name in names:
-        if not name.startswith("trial_"):
+        if not (
+            name.startswith("trial_") and os.path.isdir(os.path.join(project_dir, name))
+        ):
             continue
+        io.sweep_stale_temps(os.path.join(project_dir, name))
         path = os.path.join(project_dir, name, "trial.json")
         if os.path.lexists(path):
             check_trial_file(path)
@@ -309,6 +314,12 @@ def finish_completed_trials(oracle) -> list[str]:
             continue
         oracle._retry_queue.remove(trial_id)
         oracle.ongoing_trials[f"resumed-{trial_id}"] = trial
-        oracle.end_trial(trial)
+        # The display timed the trial in the killed process: nothing to show.
+        display = oracle._display
+        verbose, display.verbose = display.verbose, 0
+        try:
+            oracle.end_trial(trial)
+        finally:
+            display.verbose = verbose
         ended.append(trial_id)
     return ended
