@@ -22,7 +22,11 @@ from PIL import Image
 from keras_convnets.data.datasets import load_dataset
 from keras_convnets.errors import UserInputError
 from keras_convnets.training import io
-from keras_convnets.training.safety import check_model_archive, check_weights_size
+from keras_convnets.training.safety import (
+    check_model_archive,
+    check_weights_size,
+    drop_compile_configs,
+)
 
 
 def evaluate_model(model: keras.Model, dataset: tf.data.Dataset) -> dict:
@@ -233,8 +237,9 @@ def load_model(path: str, unsafe: bool = False) -> tuple[keras.Model, dict | Non
             model = keras.saving.load_model(model_path, compile=False, safe_mode=False)
         else:
             config = check_model_archive(model_path)
-            # As `load_model(compile=False)` does: the optimizer is not rebuilt.
-            config["compile_config"] = None
+            # As `load_model(compile=False)` does, at every level: no
+            # optimizer, loss or metric is rebuilt.
+            drop_compile_configs(config)
             model = keras.saving.deserialize_keras_object(config, safe_mode=True)
             if not isinstance(model, keras.Model):
                 raise UserInputError(f"{model_path}: the file holds no Keras model.")

@@ -306,9 +306,16 @@ def _dense(config):
         ),
         (
             lambda d: d.update(
-                compile_config={"optimizer": {"module": "keras.optimizers"}}
+                compile_config={
+                    "optimizer": {
+                        "module": "os",
+                        "class_name": "system",
+                        "config": {},
+                        "registered_name": None,
+                    }
+                }
             ),
-            "compiles a nested model",
+            "names os.system",
         ),
         (lambda d: d["config"].update(units=[[[[0]]]] * 1), None),
     ],
@@ -425,6 +432,33 @@ def test_saved_tta_augment_model_round_trips_through_the_safe_loader(
     x = np.random.default_rng(0).uniform(size=(2, 8, 8, 1)).astype("float32")
     np.testing.assert_allclose(
         loaded(x, training=False), model(x, training=False), atol=1e-6
+    )
+
+
+def test_a_compiled_model_wrapped_for_tta_loads_safely(tmp_path):
+    """What `train --tta flip` saves: the trained (compiled) classifier inside
+    the TTA wrapper, so the file holds a nested `compile_config`. It is checked
+    against the allowlist and dropped: the loaded model is not compiled."""
+    from keras_convnets.models.tta import with_tta
+    from keras_convnets.training.config import TrainConfig
+    from keras_convnets.training.train import build_optimizer
+
+    core = keras_convnets_model("simple_cnn_tiny")
+    core.compile(
+        optimizer=build_optimizer(TrainConfig(weight_decay=0.05), 10),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    model = with_tta(core, "flip")
+    path = tmp_path / "tta.keras"
+    model.save(path)
+    nested = _config(path)["config"]["layers"]
+    assert any(layer.get("compile_config") for layer in nested)
+    loaded, _ = load_model(str(path))
+    x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+    assert all(
+        getattr(layer, "optimizer", None) is None for layer in loaded._flatten_layers()
     )
 
 

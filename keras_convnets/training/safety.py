@@ -295,9 +295,11 @@ def check_config(config, path: str = "model") -> None:
     only the keys Keras writes; each string under a key Keras resolves as a
     name (`activation`, `*_initializer`, `*_regularizer`, `*_constraint`,
     `dtype`) must be an allowed name. Optimizers, losses, metrics and the
-    package's schedules are allowed only in the top-level `compile_config`
-    (which loading discards); a nested `compile_config` must be empty, since
-    Keras would compile a nested model from it even with `compile=False`.
+    package's schedules are allowed only inside a `compile_config`. Every
+    `compile_config`, nested ones included (a model trained compiled, then
+    wrapped for test-time augmentation, carries one), is checked here and
+    dropped before building (`drop_compile_configs`): Keras would compile a
+    nested model from it even with `compile=False`.
 
     Args:
         config: the parsed `config.json`.
@@ -327,22 +329,30 @@ def check_config(config, path: str = "model") -> None:
             for k, value in node.items():
                 if not isinstance(k, str):
                     _refuse(path, where, "has a non-string key")
-                inner = compile_ok
-                if k == "compile_config":
-                    if depth == 0:
-                        inner = True
-                    elif value:
-                        _refuse(
-                            path,
-                            f"{where}.{k}",
-                            "compiles a nested model (not allowed)",
-                        )
+                inner = compile_ok or k == "compile_config"
                 child_key = key if k == "config" else k
                 stack.append(
                     (value, f"{where}.{k}" if where else k, child_key, depth + 1, inner)
                 )
         elif not (node is None or isinstance(node, (bool, int, float))):
             _refuse(path, where, f"holds a {type(node).__name__}")
+
+
+def drop_compile_configs(config) -> None:
+    """Sets every `compile_config` in a (checked) model config to None, in place.
+
+    What `load_model(compile=False)` does for the top level, for every level:
+    no optimizer, loss or metric is built when a safe load deserializes it.
+    """
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("compile_config") is not None:
+                node["compile_config"] = None
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def _member_error(path, name, error):
