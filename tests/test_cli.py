@@ -68,9 +68,9 @@ def test_train_evaluate_predict(tmp_path, small_fashion_dir):
         assert len(r["top"]) == 2 and {t["class"] for t in r["top"]} <= names
         assert r["top"][0]["probability"] >= r["top"][1]["probability"]
     # The CLI's predictions are the model's: same classes as an in-process forward pass.
-    import keras_convnets.training.train as train_lib
+    from keras_convnets.inference import load_model
 
-    model, _ = train_lib.load_model(str(run))
+    model, _ = load_model(str(run))
     expected = np.argmax(
         model.predict(images[:3].astype("float32") / 255.0, verbose=0), -1
     )
@@ -96,6 +96,37 @@ def _epochs_done(run):
         return 0
 
 
+# Runs the CLI in a child that SIGKILLs itself right after epoch K's end-of-epoch
+# callbacks (backup first, history last): a kill at a known moment, whatever the
+# machine's load, where polling from outside could land epochs later.
+_KILLED_AFTER_EPOCH = """
+import os, signal, sys
+from keras_convnets import cli
+from keras_convnets.training import callbacks
+kill_after = int(sys.argv[1])
+original = callbacks.EpochHistory.on_epoch_end
+def on_epoch_end(self, epoch, logs=None):
+    original(self, epoch, logs)
+    if epoch + 1 == kill_after:
+        os.kill(os.getpid(), signal.SIGKILL)
+callbacks.EpochHistory.on_epoch_end = on_epoch_end
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+def _run_killed_after_epoch(epoch, args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    result = subprocess.run(
+        [sys.executable, "-c", _KILLED_AFTER_EPOCH, str(epoch), *map(str, args)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == -signal.SIGKILL, (
+        result.returncode,
+        result.stderr[-2000:],
+    )
+    return result
+
+
 def _popen(args):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.Popen(
@@ -115,13 +146,10 @@ def test_killed_run_resumes_exactly(tmp_path, small_fashion_dir):
     run_cli(*_train_args(tmp_path, small_fashion_dir, "whole", 6, *extra), check=True)
 
     args = _train_args(tmp_path, small_fashion_dir, "killed", 6, *extra)
-    process = _popen(args)
+    _run_killed_after_epoch(3, args)
     run = tmp_path / "killed"
-    _wait_for(lambda: _epochs_done(run) >= 3, process)
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
     done = _epochs_done(run)
-    assert 3 <= done < 6, done
+    assert done == 3, done
     assert (run / "backup").is_dir() and not (run / "run.json").exists()
 
     result = run_cli(*args, check=True)
@@ -144,12 +172,9 @@ def test_killed_run_resumes_exactly(tmp_path, small_fashion_dir):
 
 
 def test_default_run_name_resumes_the_unfinished_run(tmp_path, small_fashion_dir):
-    args = _train_args(tmp_path, small_fashion_dir, "unused", 25)
+    args = _train_args(tmp_path, small_fashion_dir, "unused", 3)
     args = args[: args.index("--run-name")]  # no --run-name: a timestamped one
-    process = _popen(args)
-    _wait_for(lambda: any(_epochs_done(p) >= 1 for p in tmp_path.iterdir()), process)
-    process.send_signal(signal.SIGKILL)
-    process.communicate()
+    _run_killed_after_epoch(1, args)
     [run] = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
     assert run.name.startswith("simple_cnn_tiny-fashion_mnist-")
     result = run_cli(*args, check=True)
