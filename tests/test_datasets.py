@@ -320,3 +320,228 @@ def test_image_folder_with_mixed_sizes_needs_image_size(tmp_path, rng):
         load_dataset(str(tmp_path), "train")
     _, info = load_dataset(str(tmp_path), "train", image_size=(10, 10))
     assert info.image_shape == (10, 10, 3)
+
+
+# -- issue 16: hostile folders, formats TensorFlow cannot decode, image sizes --
+
+
+def _labelled_folder(root, rng, classes=("a", "b"), n=5):
+    """Class folders of distinct random 6x6 RGB PNGs; returns {image bytes: class}."""
+    truth = {}
+    for index, cls in enumerate(classes):
+        for i in range(n):
+            array = rng.integers(0, 255, (6, 6, 3), dtype=np.uint8)
+            _write_png(root / cls / f"{i}.png", array)
+            truth[array.tobytes()] = index
+    return truth
+
+
+def _images_by_split(root, **kw):
+    out = {}
+    for split in ("train", "validation", "test"):
+        images, labels = _collect(
+            load_dataset(str(root), split, batch_size=64, shuffle=False, **kw)[0]
+        )
+        as_bytes = np.round(images * 255).astype(np.uint8)
+        out[split] = [(x.tobytes(), int(y)) for x, y in zip(as_bytes, labels)]
+    return out
+
+
+def test_folder_symlink_loop_and_duplicate_file(tmp_path, rng):
+    root = tmp_path / "data"
+    truth = _labelled_folder(root, rng)
+    os.symlink(root, root / "a" / "loop")  # a/loop/a/loop/... and a/loop/b/...
+    (root / "b" / "sub").mkdir()
+    os.symlink(root / "b", root / "b" / "sub" / "up")  # back to its own class
+    os.symlink(root / "b" / "0.png", root / "b" / "sub" / "copy.png")
+    datasets._get_source.cache_clear()
+    splits = _images_by_split(root, validation_fraction=0.2)
+    _, info = load_dataset(str(root), "train")
+    assert sum(info.sizes.values()) == len(truth) == 10  # each image once
+    seen = [image for examples in splits.values() for image, _ in examples]
+    assert sorted(seen) == sorted(truth)  # nothing duplicated, nothing lost
+    for examples in splits.values():
+        for image, label in examples:
+            assert label == truth[image]  # never under the wrong class
+    assert any("skipped 1 duplicate file(s)" in n for n in info.notes), info.notes
+    assert any("did not follow 2 folder link(s)" in n for n in info.notes), info.notes
+    # The splits the model sees are disjoint, by content and by resolved path.
+    source = datasets._get_source(str(root), None, None, None)
+    train = {os.path.realpath(p) for p in source.files["train"][0]}
+    assert not train & {os.path.realpath(p) for p in source.files["test"][0]}
+
+
+def test_file_linked_from_train_into_test_stays_in_test_only(tmp_path, rng):
+    root = tmp_path / "data"
+    _labelled_folder(root / "train", rng)
+    _labelled_folder(root / "test", rng, n=2)
+    os.symlink(root / "test" / "a" / "0.png", root / "train" / "a" / "leak.png")
+    os.symlink(root / "test" / "b", root / "train" / "b" / "all_of_test_b")
+    datasets._get_source.cache_clear()
+    splits = _images_by_split(root, validation_fraction=0.2)
+    test = {image for image, _ in splits["test"]}
+    assert len(test) == 4
+    assert not test & {image for image, _ in splits["train"] + splits["validation"]}
+    _, info = load_dataset(str(root), "test")
+    assert info.sizes["train"] + info.sizes["validation"] == 10
+    assert any("skipped 1 duplicate" in n for n in info.notes), info.notes
+
+
+def test_one_file_under_two_classes_is_an_error(tmp_path, rng):
+    root = tmp_path / "data"
+    _labelled_folder(root, rng)
+    os.symlink(root / "a" / "3.png", root / "b" / "also_a.png")
+    datasets._get_source.cache_clear()
+    with pytest.raises(UserInputError, match="only one class") as e:
+        load_dataset(str(root), "train")
+    assert "\n" not in str(e.value)
+
+
+def _save(path, image, fmt):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format=fmt)
+
+
+def test_grayscale_and_palette_bmp_decode_as_pillow_checks(tmp_path, rng):
+    # TensorFlow's decode_image fails on a grayscale BMP asked for 1 channel,
+    # and returns palette indices for a colour-palette BMP.
+    from PIL import Image
+
+    gray = {}
+    for cls, fmt in (("a", "BMP"), ("b", "PNG")):
+        for i in range(4):
+            array = rng.integers(0, 255, (5, 7), dtype=np.uint8)
+            path = tmp_path / "gray" / cls / f"{i}.{fmt.lower()}"
+            _save(path, Image.fromarray(array), fmt)
+            gray[array.tobytes()] = cls
+    datasets._get_source.cache_clear()
+    splits = _images_by_split(tmp_path / "gray", validation_fraction=0.25)
+    _, info = load_dataset(str(tmp_path / "gray"), "train")
+    assert info.image_shape == (5, 7, 1)
+    got = {image for examples in splits.values() for image, _ in examples}
+    assert got == set(gray)  # exact pixel values, every file
+
+    colours = rng.integers(0, 255, (4, 3), dtype=np.uint8)
+    for cls, fmt in (("a", "BMP"), ("b", "GIF")):
+        for i in range(3):
+            index = rng.integers(0, 4, (6, 6), dtype=np.uint8)
+            image = Image.fromarray(index, mode="P")
+            image.putpalette(colours.ravel().tolist())
+            _save(tmp_path / "pal" / cls / f"{i}.{fmt.lower()}", image, fmt)
+    datasets._get_source.cache_clear()
+    _, info = load_dataset(str(tmp_path / "pal"), "train")
+    images, _ = _collect(load_dataset(str(tmp_path / "pal"), "test", batch_size=8)[0])
+    assert info.image_shape == (6, 6, 3)
+    pixels = {tuple(p) for p in np.round(images * 255).astype(np.uint8).reshape(-1, 3)}
+    assert pixels <= {tuple(c) for c in colours}  # colours, not palette indices
+
+
+def test_other_formats_named_png_are_skipped_and_counted(tmp_path, rng):
+    from PIL import Image
+
+    _folder(tmp_path, rng)
+    picture = Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
+    _save(tmp_path / "a" / "ppm.png", picture, "PPM")
+    _save(tmp_path / "b" / "tiff.png", picture, "TIFF")
+    (tmp_path / "b" / "empty.jpg").write_bytes(b"")
+    os.mkfifo(tmp_path / "b" / "fifo.png")  # never opened: it would block
+    datasets._get_source.cache_clear()
+    ds, info = load_dataset(str(tmp_path), "train", batch_size=64)
+    assert info.notes == (
+        f"skipped 4 non-image file(s) in {tmp_path} (first: {tmp_path / 'b' / 'fifo.png'})",
+    )
+    assert sum(info.sizes.values()) == 12
+    assert sum(int(x.shape[0]) for x, _ in ds) == info.sizes["train"]
+
+
+@pytest.mark.parametrize("mode", datasets._GRAY_MODES + datasets._COLOR_MODES)
+def test_every_allowed_mode_converts_to_one_and_three_channels(mode):
+    from PIL import Image
+
+    image = Image.new(mode, (4, 5))
+    for channels in (1, 3):
+        array = datasets._to_array(image, channels)
+        assert array.shape == (5, 4, channels) and array.dtype == np.uint8
+    assert datasets._to_array(image).shape[-1] == (
+        1 if mode in datasets._GRAY_MODES else 3
+    )
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    values = np.array([[0, 257, 65535], [32768, 1000, 65280]], np.uint16)
+    Image.fromarray(values).save(tmp_path / "x.png")
+    array = datasets._read_image(str(tmp_path / "x.png"), 1)
+    np.testing.assert_array_equal(array[..., 0], [[0, 1, 255], [128, 4, 254]])
+
+
+def test_image_size_resizes_per_batch_keeping_the_source_small(small_fashion_dir):
+    ds, info = load_dataset(
+        "fashion_mnist",
+        "test",
+        data_dir=small_fashion_dir,
+        batch_size=4,
+        image_size=(224, 224),
+        shuffle=False,
+    )
+    assert info.image_shape == (224, 224, 1)
+    # What is held in memory (the arrays and the cached source) is 28x28.
+    source = datasets._get_source("fashion_mnist", small_fashion_dir, None, (224, 224))
+    assert source.examples("test")[0].images.shape == (300, 28, 28, 1)
+    node = ds
+    while node._inputs():
+        node = node._inputs()[0]
+    assert tuple(node.element_spec[0].shape) == (28, 28, 1)
+    x, _ = next(iter(ds))
+    assert x.shape == (4, 224, 224, 1)
+    # The same values as resizing the uint8 images up front did.
+    original = source.examples("test")[0].images[:4]
+    expected = tf.round(tf.image.resize(original, (224, 224), antialias=True)) / 255.0
+    np.testing.assert_allclose(x.numpy(), expected.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "image_size", [(1000, 1000), (513, 28), (0, 28), (28, 28, 1), ("28", 28), (True, 2)]
+)
+def test_image_size_out_of_bounds_is_a_one_line_error(small_fashion_dir, image_size):
+    with pytest.raises(UserInputError, match="from 1 to 512") as e:
+        load_dataset(
+            "fashion_mnist", "test", data_dir=small_fashion_dir, image_size=image_size
+        )
+    assert "\n" not in str(e.value)
+
+
+def test_folder_of_images_larger_than_the_bound_needs_image_size(tmp_path, rng):
+    _folder(tmp_path, rng, n=2, size=(600, 4))
+    datasets._get_source.cache_clear()
+    with pytest.raises(UserInputError, match="600x4, larger than 512.*--image-size"):
+        load_dataset(str(tmp_path), "train")
+    _, info = load_dataset(str(tmp_path), "train", image_size=(60, 4))
+    assert info.image_shape == (60, 4, 3)
+
+
+def test_missing_data_dir_is_an_error(tmp_path):
+    with pytest.raises(UserInputError, match=r"^data dir /no/such/dir does not exist"):
+        load_dataset("fashion_mnist", "test", data_dir="/no/such/dir")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserInputError, match="is not a folder"):
+        load_dataset("fashion_mnist", "test", data_dir=str(tmp_path / "file"))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 40,
+        b"\xff\xd8\xff\xe0" + b"\x00" * 8,
+        b"GIF89a!",
+    ],
+)
+def test_broken_file_with_an_image_signature_is_an_error_not_skipped(
+    tmp_path, rng, content
+):
+    _folder(tmp_path, rng)
+    (tmp_path / "a" / "broken.png").write_bytes(content)
+    datasets._get_source.cache_clear()
+    with pytest.raises(UserInputError, match=r"1 unreadable image file.*broken\.png"):
+        load_dataset(str(tmp_path), "train")

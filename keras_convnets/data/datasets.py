@@ -12,16 +12,23 @@ Every source yields `(image, label)` with float32 NHWC images in [0, 1] and int6
 labels. The validation split is carved from the training split by a seeded
 permutation and never overlaps it; the test split is only for final evaluation.
 Pipeline order: cache -> shuffle -> batch -> map -> prefetch, so that the
-uint8 -> float conversion (and any augmentation) runs once per batch.
+uint8 -> float conversion (and any augmentation) runs once per batch; a resize
+to `image_size` runs in that map too, so the cache holds images at their own
+size (only images of differing sizes are resized one by one, before the cache).
+
+Folders are read defensively: each real folder and each real file is listed
+once (symlink loops are not followed, a file linked twice is used once and
+never in both splits), and images are decoded by Pillow, limited to the PNG,
+JPEG, GIF and BMP formats, both in the up-front check and in the pipeline.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import glob
 import os
 import socket
+import stat
 from collections.abc import Callable
 
 import numpy as np
@@ -58,6 +65,13 @@ _IDX_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+# The largest image side `load_dataset` accepts (`image_size`, or a dataset's
+# own size). The zoo's largest usual input is 299 (Inception v3); 512 leaves
+# room. Beyond it a training batch no longer fits in memory: at 512x512 a batch
+# of 128 RGB images is 400 MB of float32 before the first layer, and one
+# 32-filter feature map at full resolution is 4 GiB.
+MAX_IMAGE_SIDE = 512
 
 
 @dataclasses.dataclass(frozen=True)
@@ -278,7 +292,7 @@ def _folder_splits(root: str) -> dict[str, str]:
     """Maps split -> folder: `root/train` + `root/test` if present, else `root`."""
     subdirs = {
         s: os.path.join(root, s)
-        for s in ("train", "test")
+        for s in ("test", "train")
         if os.path.isdir(os.path.join(root, s))
     }
     if "train" in subdirs and "test" in subdirs:
@@ -286,40 +300,137 @@ def _folder_splits(root: str) -> dict[str, str]:
     return {"all": root}
 
 
-def _list_folder(root: str) -> tuple[list[str], list[int], list[str], list[str]]:
-    """Lists `root/<class>/**/*` images; returns paths, labels, classes, skipped.
-
-    `skipped` are the non-hidden files without an image extension.
-    """
-    classes = sorted(
-        d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
+def _class_names(folder: str) -> list[str]:
+    return sorted(
+        d
+        for d in os.listdir(folder)
+        if not d.startswith(".") and os.path.isdir(os.path.join(folder, d))
     )
-    paths, labels, skipped = [], [], []
-    for index, cls in enumerate(classes):
-        for path in sorted(
-            glob.glob(os.path.join(root, cls, "**", "*"), recursive=True)
-        ):
-            if os.path.isdir(path):
+
+
+def _walk_files(top: str, visited: set, not_followed: list) -> list[str]:
+    """The non-hidden files under `top`, following each real folder once.
+
+    Folder symlinks are followed (a class folder may live elsewhere), but a
+    folder whose resolved path is in `visited` (the dataset root, any class
+    folder, any folder already walked) is not entered again: a symlink loop
+    or a link into another class adds nothing. Those links go to `not_followed`.
+    """
+    files = []
+    for dirpath, dirnames, filenames in os.walk(top, followlinks=True):
+        keep = []
+        for d in dirnames:
+            if d.startswith("."):
                 continue
-            if path.lower().endswith(_IMAGE_EXTENSIONS):
-                paths.append(path)
-                labels.append(index)
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if real in visited:
+                not_followed.append(os.path.join(dirpath, d))
             else:
-                skipped.append(path)
-    return paths, labels, classes, skipped
+                visited.add(real)
+                keep.append(d)
+        dirnames[:] = keep
+        files.extend(
+            os.path.join(dirpath, f) for f in filenames if not f.startswith(".")
+        )
+    return sorted(files)
+
+
+def _is_regular_file(path: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:  # a broken symlink
+        return False
+
+
+# What Pillow may open: the formats the image extensions name. Passed to
+# `Image.open(formats=...)`, so a file of any other format (a PPM or TIFF named
+# `.png`, or one of Pillow's riskier plugins) is never parsed.
+_PIL_FORMATS = ("PNG", "JPEG", "GIF", "BMP")
+# How files of those formats start: a file that starts so and still cannot be
+# identified is a corrupt image (an error), not some other file (skipped).
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+)
+# Pillow modes those formats decode to, and how many channels each keeps.
+# Integer modes (16-bit PNG) are grayscale on a 0-65535 scale.
+_GRAY_MODES = ("1", "L", "I", "I;16", "I;16B", "I;16L")
+_COLOR_MODES = ("P", "PA", "LA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
+
+
+class _NotAnImage(Exception):
+    """A file in none of `_PIL_FORMATS`, or in a mode we do not convert."""
+
+
+def _read_image(path: str, channels: int | None = None) -> np.ndarray:
+    """Decodes an image file with Pillow to a uint8 `(height, width, channels)` array.
+
+    The one decoder of folder datasets: the scan calls it on every file and the
+    `tf.data` pipeline calls it again (through `tf.numpy_function`), so a file
+    the scan accepts is a file the pipeline can decode.
+
+    Args:
+        path: str. The image file.
+        channels: 1, 3 or None. Convert to gray or RGB; None keeps the
+            image's own count (1 for gray modes, else 3).
+
+    Returns:
+        A uint8 array of shape `(height, width, channels)`.
+
+    Raises:
+        _NotAnImage: the file is in no allowed format or mode.
+        Exception: whatever Pillow raises for a corrupt or truncated file, or
+            an image over its decompression-bomb limit.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(path, formats=_PIL_FORMATS)
+    except UnidentifiedImageError:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        for signature, fmt in _SIGNATURES:
+            if head.startswith(signature):  # the right format, but broken
+                raise OSError(f"a {fmt} file Pillow cannot read") from None
+        raise _NotAnImage(f"not a {', '.join(_PIL_FORMATS)} image") from None
+    with image:
+        image.load()  # a full decode: catches truncated and corrupt files
+        return _to_array(image, channels)
+
+
+def _to_array(image, channels: int | None = None) -> np.ndarray:
+    """A decoded Pillow image as a uint8 `(height, width, channels)` array."""
+    mode = image.mode
+    if mode not in _GRAY_MODES + _COLOR_MODES:
+        raise _NotAnImage(f"{image.format} image in unsupported mode {mode}")
+    if channels is None:
+        channels = 1 if mode in _GRAY_MODES else 3
+    if mode.startswith("I"):
+        wide = np.clip(np.asarray(image, np.int64), 0, 65535)
+        gray = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+        array = gray[..., None].repeat(channels, axis=-1)
+    else:
+        array = np.asarray(image.convert("L" if channels == 1 else "RGB"))
+        if channels == 1:
+            array = array[..., None]
+    return np.ascontiguousarray(array, np.uint8)
 
 
 def _inspect_image(path: str):
-    """(height, width, channels) of an image, decoding it fully, or an error."""
-    from PIL import Image
+    """`(shape, None)` for a decodable image, else `(None, (kind, reason))`.
 
+    `kind` is `"not_image"` (skipped and counted) or `"corrupt"` (an error).
+    """
     try:
-        with Image.open(path) as image:
-            image.load()  # a full decode: catches truncated and corrupt files
-            channels = 1 if image.mode in ("L", "1", "I", "I;16", "F") else 3
-            return (image.height, image.width, channels), None
+        return _read_image(path).shape, None
+    except _NotAnImage as e:
+        return None, ("not_image", str(e))
     except Exception as e:  # PIL raises many types for a bad file
-        return None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        return None, ("corrupt", reason)
 
 
 def _inspect_images(paths: list[str]) -> list:
@@ -329,11 +440,21 @@ def _inspect_images(paths: list[str]) -> list:
         return list(pool.map(_inspect_image, paths))
 
 
-def _decode_image(path: str, channels: int, image_size) -> tf.Tensor:
-    raw = tf.io.read_file(path)
-    image = tf.io.decode_image(raw, channels=channels, expand_animations=False)
-    image = tf.image.resize(image, image_size, antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+def _decode_image(path, channels: int, shape) -> tf.Tensor:
+    """The pipeline's decode: `_read_image` inside `tf.data`."""
+    image = tf.numpy_function(
+        lambda p: _read_image(p.decode(), channels),
+        [path],
+        tf.uint8,
+        stateful=False,
+    )
+    return tf.ensure_shape(image, shape)
+
+
+def _resize_uint8(images, size) -> tf.Tensor:
+    """Resizes uint8 image(s) (antialiased), rounded back to uint8 values."""
+    images = tf.image.resize(images, size, antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(images), 0, 255), tf.uint8)
 
 
 class _Source:
@@ -343,6 +464,8 @@ class _Source:
         self.name = name
         self.notes = []
         self.image_size = tuple(image_size) if image_size else None
+        # (height, width) shared by all images, or None when they differ.
+        self.natural_size = None
         if os.path.isdir(name):
             self._init_folder(name)
         elif os.sep in name or name.startswith("."):
@@ -354,6 +477,7 @@ class _Source:
             self.class_names = _IDX_DATASETS[name][1]
             images, _ = _load_idx_arrays(name, self.directory, "test")
             self.image_shape = images.shape[1:]
+            self.natural_size = tuple(images.shape[1:3])
         else:
             self.kind = "tfds"
             self.builder = _tfds_builder(name, tfds_data_dir)
@@ -368,38 +492,127 @@ class _Source:
                     f"pass --image-size H,W."
                 )
             self.image_shape = (*(self.image_size or shape[:2]), shape[2] or 3)
+            if None not in shape[:2]:
+                self.natural_size = tuple(shape[:2])
         if self.image_size and self.kind != "folder":
             self.image_shape = (*self.image_size, self.image_shape[2])
+        if max(self.image_shape[:2]) > MAX_IMAGE_SIDE:
+            raise UserInputError(
+                f"Images of {name} are {self.image_shape[0]}x{self.image_shape[1]}, "
+                f"larger than {MAX_IMAGE_SIDE} pixels a side; pass --image-size H,W "
+                f"to resize them."
+            )
+        # Images of one size are resized per batch in `load_dataset`, after
+        # the cache, so only their own size is ever held in memory.
+        self.batch_resize = None
+        if (
+            self.image_size
+            and self.natural_size
+            and self.image_size != self.natural_size
+        ):
+            self.batch_resize = self.image_size
 
     def _init_folder(self, root):
         self.kind = "folder"
         self.source = f"folder:{os.path.abspath(root)}"
         self.folders = _folder_splits(root)
-        listings = {split: _list_folder(d) for split, d in self.folders.items()}
-        paths, _, classes, _ = next(iter(listings.values()))
-        if len(classes) < 2 or not paths:
+        classes = {split: _class_names(d) for split, d in self.folders.items()}
+        class_names = classes.get("train", classes.get("all"))
+        for split, names in classes.items():
+            if names != class_names:
+                raise UserInputError(
+                    f"{self.folders[split]}: class folders {names} differ from "
+                    f"the train folder's {class_names}."
+                )
+        # Every real folder is walked once: the root, the split and class
+        # folders are marked before any walk, so a link back to them is not
+        # followed. Every real file is listed once, test split first: a file
+        # reached again (a symlink, or a link into test/ from train/) is
+        # skipped, or, under another class, an error.
+        visited = {os.path.realpath(root)}
+        for split, folder in self.folders.items():
+            visited.add(os.path.realpath(folder))
+            visited.update(
+                os.path.realpath(os.path.join(folder, c)) for c in classes[split]
+            )
+        not_followed, skipped, duplicates = [], [], []
+        seen = {}  # resolved path -> (path, class)
+        candidates = {}
+        for split, folder in self.folders.items():
+            paths, labels = [], []
+            for index, cls in enumerate(class_names):
+                for path in _walk_files(
+                    os.path.join(folder, cls), visited, not_followed
+                ):
+                    if not (
+                        path.lower().endswith(_IMAGE_EXTENSIONS)
+                        and _is_regular_file(path)
+                    ):
+                        skipped.append(path)
+                        continue
+                    real = os.path.realpath(path)
+                    if real in seen:
+                        first, first_cls = seen[real]
+                        if first_cls != cls:
+                            raise UserInputError(
+                                f"{path} (class {cls!r}) and {first} (class "
+                                f"{first_cls!r}) are the same file {real}; an image "
+                                f"can have only one class."
+                            )
+                        duplicates.append((path, first))
+                        continue
+                    seen[real] = (path, cls)
+                    paths.append(path)
+                    labels.append(index)
+            candidates[split] = (paths, labels)
+        listed = candidates.get("train", candidates.get("all"))[0]
+        if len(class_names) < 2 or not listed:
             raise UserInputError(
                 f"{root}: expected one sub-folder of images per class (at least 2 "
                 f"classes with {'/'.join(_IMAGE_EXTENSIONS)} files); found "
-                f"{len(classes)} class folders and {len(paths)} images."
+                f"{len(class_names)} class folders and {len(listed)} images."
             )
-        self.class_names = tuple(classes)
-        # Check every image once, up front: a corrupt file is an error naming it
-        # here, not a TensorFlow traceback in the middle of an epoch.
-        all_paths = [p for listing in listings.values() for p in listing[0]]
-        shapes = {}
-        corrupt = []
+        self.class_names = tuple(class_names)
+        # Decode every image once, up front, with the decoder the pipeline uses:
+        # a corrupt file is an error naming it here, not a traceback in the
+        # middle of an epoch; a file in another format is skipped and counted.
+        all_paths = [p for paths, _ in candidates.values() for p in paths]
+        shapes, corrupt = {}, []
         for path, (shape, error) in zip(all_paths, _inspect_images(all_paths)):
-            if error:
-                corrupt.append((path, error))
-            else:
+            if error is None:
                 shapes[path] = shape
+            elif error[0] == "not_image":
+                skipped.append(path)
+            else:
+                corrupt.append((path, error[1]))
         if corrupt:
             path, error = corrupt[0]
             raise UserInputError(
                 f"{len(corrupt)} unreadable image file(s) in {root}; first: {path} "
                 f"({error}). Remove or replace them."
             )
+        files = {}
+        for split, (paths, labels) in candidates.items():
+            kept = [(p, y) for p, y in zip(paths, labels) if p in shapes]
+            files[split] = ([p for p, _ in kept], [y for _, y in kept])
+        if "all" in files:
+            # A single folder: hold out a fixed 10% as the test split, with a
+            # seed that never changes, so every run is tested on the same images.
+            paths, labels = files.pop("all")
+            parts = split_indices(len(paths), 0.1, 1.0, seed=20260101)
+            for split, part in (("train", "train"), ("test", "validation")):
+                files[split] = (
+                    [paths[i] for i in parts[part]],
+                    [labels[i] for i in parts[part]],
+                )
+        overlap = {os.path.realpath(p) for p in files["train"][0]} & {
+            os.path.realpath(p) for p in files["test"][0]
+        }
+        if overlap:  # cannot happen: every resolved path was listed once
+            raise RuntimeError(
+                f"Bug: train and test share files: {sorted(overlap)[:3]}"
+            )
+        self.files = files
         sizes = {shape[:2]: path for path, shape in shapes.items()}
         if len(sizes) > 1 and not self.image_size:
             (size_a, path_a), (size_b, path_b) = list(sizes.items())[:2]
@@ -408,14 +621,25 @@ class _Source:
                 f"{size_a[1]}, {path_b} is {size_b[0]}x{size_b[1]}); pass "
                 f"--image-size H,W to resize them all."
             )
-        skipped = [p for listing in listings.values() for p in listing[3]]
         if skipped:
             self.notes.append(
                 f"skipped {len(skipped)} non-image file(s) in {root} (first: "
                 f"{skipped[0]})"
             )
+        if duplicates:
+            path, first = duplicates[0]
+            self.notes.append(
+                f"skipped {len(duplicates)} duplicate file(s) in {root}, each the "
+                f"same file as one already listed (first: {path} is {first})"
+            )
+        if not_followed:
+            self.notes.append(
+                f"did not follow {len(not_followed)} folder link(s) in {root} to "
+                f"folders already listed (first: {not_followed[0]})"
+            )
         self.channels = 3 if any(s[2] == 3 for s in shapes.values()) else 1
-        size = self.image_size or next(iter(sizes))
+        self.natural_size = next(iter(sizes)) if len(sizes) == 1 else None
+        size = self.image_size or self.natural_size
         self.image_shape = (*size, self.channels)
 
     # -- examples ----------------------------------------------------------
@@ -424,43 +648,33 @@ class _Source:
         """Returns the unbatched uint8 `(image, label)` dataset of a source split.
 
         `split` is `train` or `test` of the source (before carving validation).
+        Images keep their own size when all share one (`load_dataset` resizes
+        them per batch, after the cache); else they are resized here, one by one.
         """
         if self.kind == "idx":
             images, labels = _load_idx_arrays(self.name, self.directory, split)
-            if self.image_size:
-                images = tf.cast(
-                    tf.round(tf.image.resize(images, self.image_size, antialias=True)),
-                    tf.uint8,
-                ).numpy()
             return _ArrayDataset(images, labels), len(labels)
         if self.kind == "folder":
             return self._folder_examples(split)
         return self._tfds_examples(split)
 
     def _folder_examples(self, split):
-        if "all" in self.folders:
-            # A single folder: hold out a fixed 10% as the test split, with a
-            # seed that never changes, so every run is tested on the same images.
-            paths, labels, _, _ = _list_folder(self.folders["all"])
-            parts = split_indices(len(paths), 0.1, 1.0, seed=20260101)
-            chosen = parts["validation" if split == "test" else "train"]
-            paths = [paths[i] for i in chosen]
-            labels = [labels[i] for i in chosen]
-        else:
-            paths, labels, classes, _ = _list_folder(self.folders[split])
-            if tuple(classes) != self.class_names:
-                raise UserInputError(
-                    f"{self.folders[split]}: class folders {classes} differ from "
-                    f"the train folder's {list(self.class_names)}."
-                )
-        size = self.image_shape[:2]
+        paths, labels = self.files[split]
         channels = self.channels
-
+        natural = self.natural_size
         ds = tf.data.Dataset.from_tensor_slices(
             (tf.constant(paths, tf.string), tf.constant(labels, tf.int64))
         )
+        if natural:
+            decode = lambda p: _decode_image(p, channels, (*natural, channels))  # noqa: E731
+        else:
+            size = self.image_size
+            decode = lambda p: tf.ensure_shape(  # noqa: E731
+                _resize_uint8(_decode_image(p, channels, (None, None, channels)), size),
+                (*size, channels),
+            )
         ds = ds.map(
-            lambda p, y: (_decode_image(p, channels, size), y),
+            lambda p, y: (decode(p), y),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
@@ -486,12 +700,14 @@ class _Source:
         size = self.image_shape[:2]
         channels = self.image_shape[2]
 
+        natural = self.natural_size
+
         def standardize(image, label):
             image = tf.convert_to_tensor(image)
-            if self.image_size or image.shape[0] is None:
-                image = tf.image.resize(image, size, antialias=True)
-                image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-            image = tf.ensure_shape(image, (*size, channels))
+            if natural is None:  # sizes differ: resize one by one
+                image = tf.ensure_shape(_resize_uint8(image, size), (*size, channels))
+            else:
+                image = tf.ensure_shape(image, (*natural, channels))
             return image, tf.cast(label, tf.int64)
 
         ds = ds.map(
@@ -564,6 +780,39 @@ def _to_float(images, labels):
     return tf.cast(images, tf.float32) / 255.0, labels
 
 
+def check_image_size(image_size) -> tuple[int, int] | None:
+    """Validates an `image_size` argument.
+
+    Args:
+        image_size: `(height, width)` or None.
+
+    Returns:
+        `(height, width)` as Python ints, or None.
+
+    Raises:
+        UserInputError: unless both sides are integers in
+            `[1, MAX_IMAGE_SIDE]`.
+    """
+    if image_size is None:
+        return None
+    try:
+        size = tuple(image_size)
+    except TypeError:
+        size = ()
+    if len(size) != 2 or not all(
+        isinstance(s, (int, np.integer))
+        and not isinstance(s, bool)
+        and 1 <= s <= MAX_IMAGE_SIDE
+        for s in size
+    ):
+        raise UserInputError(
+            f"image_size must be height,width with each side an integer from 1 to "
+            f"{MAX_IMAGE_SIDE} (larger images do not fit a training batch in "
+            f"memory). Received: image_size={image_size!r}"
+        )
+    return int(size[0]), int(size[1])
+
+
 def load_dataset(
     name: str = "fashion_mnist",
     split: str = "train",
@@ -598,10 +847,13 @@ def load_dataset(
             Defaults to 0.1.
         train_fraction: float. Fraction of the (remaining) training examples to
             use, a seeded subset, for quick runs. Defaults to 1.0.
-        data_dir: str. Folder with IDX files, searched first.
+        data_dir: str. Folder with IDX files, searched first. It must exist.
         tfds_data_dir: str. TFDS data folder.
-        image_size: `(height, width)`. Resize images to this size. Defaults to
-            the dataset's own size (for folders: the first image's size).
+        image_size: `(height, width)`, each side at most `MAX_IMAGE_SIDE`.
+            Resize images to this size. Defaults to the dataset's own size.
+            Images of one size are resized per batch after the cache, so
+            memory holds them at their own size; images of differing sizes
+            are resized one by one before it.
         cache: bool. Cache the uint8 examples in memory. Defaults to True.
         map_fn: callable. Applied to each `(images, labels)` batch after the
             float conversion, in the same `map`.
@@ -635,10 +887,12 @@ def load_dataset(
         raise UserInputError(
             f"batch_size must be >= 1. Received: batch_size={batch_size}"
         )
+    if data_dir and not os.path.isdir(data_dir):
+        what = "is not a folder" if os.path.exists(data_dir) else "does not exist"
+        raise UserInputError(f"data dir {data_dir} {what}.")
+    image_size = check_image_size(image_size)
     name = canonical_name(name)
-    source = _get_source(
-        name, data_dir, tfds_data_dir, tuple(image_size) if image_size else None
-    )
+    source = _get_source(name, data_dir, tfds_data_dir, image_size)
     train_examples, n_train_source = source.examples("train")
     parts = split_indices(n_train_source, validation_fraction, train_fraction, seed)
     test_examples, n_test = source.examples("test")
@@ -668,12 +922,15 @@ def load_dataset(
             ds = ds.apply(tf.data.experimental.assert_cardinality(sizes[split]))
     if batch_size:
         ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
-    if map_fn is None:
-        ds = ds.map(_to_float, num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        ds = ds.map(
-            lambda x, y: map_fn(*_to_float(x, y)), num_parallel_calls=tf.data.AUTOTUNE
-        )
+    resize = source.batch_resize
+
+    def prepare(images, labels):
+        if resize:
+            images = _resize_uint8(images, resize)
+        images, labels = _to_float(images, labels)
+        return map_fn(images, labels) if map_fn else (images, labels)
+
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     if prefetch:
         ds = ds.prefetch(tf.data.AUTOTUNE)
 
