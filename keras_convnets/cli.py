@@ -15,6 +15,8 @@ import signal
 import sys
 import time
 
+from keras_convnets.errors import UNSAFE_HELP
+
 EXIT_USER_ERROR = 2
 EXIT_DIVERGED = 3
 
@@ -300,12 +302,6 @@ def _cmd_train(args):
     return 0
 
 
-_UNSAFE_HELP = (
-    "load a model file you trust without the safety checks (Keras safe_mode, "
-    "archive and config checks)"
-)
-
-
 def _add_evaluate_parser(subparsers):
     p = subparsers.add_parser(
         "evaluate",
@@ -322,7 +318,7 @@ def _add_evaluate_parser(subparsers):
     p.add_argument("--data-dir")
     p.add_argument("--tfds-data-dir")
     p.add_argument("--json", action="store_true", help="print a JSON object")
-    p.add_argument("--unsafe", action="store_true", help=_UNSAFE_HELP)
+    p.add_argument("--unsafe", action="store_true", help=UNSAFE_HELP)
     p.set_defaults(func=_cmd_evaluate)
 
 
@@ -360,7 +356,7 @@ def _add_predict_parser(subparsers):
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top-k", type=_positive_int, default=3)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--unsafe", action="store_true", help=_UNSAFE_HELP)
+    p.add_argument("--unsafe", action="store_true", help=UNSAFE_HELP)
     p.set_defaults(func=_cmd_predict)
 
 

@@ -16,3 +16,11 @@ class DataNotFoundError(UserInputError, FileNotFoundError):
 
 class TrainingDivergedError(RuntimeError):
     """The training loss became NaN or infinite; the run's backup is kept."""
+
+
+# The help of `--unsafe`, the flag every command that loads a model file has
+# (here because the CLI modules import nothing heavy at start-up).
+UNSAFE_HELP = (
+    "load a model file you trust without the safety checks (allowlist of "
+    "layers and functions, bounded archive members, Keras safe_mode)"
+)

@@ -345,8 +345,16 @@ def run_dataset(
             validation_fraction=cfg["validation_fraction"],
             image_size=cfg.get("image_size"),
         )
-        data_dir = data_dir or cfg.get("data_dir")
-        tfds_data_dir = tfds_data_dir or cfg.get("tfds_data_dir")
+        # The run's own folders, where they still exist: a folder the run was
+        # trained from may be gone since, and the data found elsewhere.
+        recorded = cfg.get("data_dir")
+        data_dir = data_dir or (
+            recorded if recorded and os.path.isdir(recorded) else None
+        )
+        recorded = cfg.get("tfds_data_dir")
+        tfds_data_dir = tfds_data_dir or (
+            recorded if recorded and os.path.isdir(recorded) else None
+        )
     if not dataset:
         raise UserInputError(
             f"No run.json beside {where}, so no dataset is known; pass {hint}."

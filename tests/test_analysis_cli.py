@@ -100,7 +100,14 @@ def test_visualize_user_errors(run_dir, tmp_path, capsys):
             ["--what", "saliency", "--images", str(tmp_path / "none.png")],
             "Image not found",
         ),
+        (
+            ["--what", "saliency", "--images", str(tmp_path / "bomb.png")],
+            "image too large: 100000x100000 pixels",
+        ),
     ]
+    from test_inference import _png_header
+
+    (tmp_path / "bomb.png").write_bytes(_png_header(100_000, 100_000))
     for args, fragment in cases:
         assert main(["visualize", run_dir, *args]) == 2, args
         assert fragment in capsys.readouterr().err
@@ -111,6 +118,22 @@ def test_visualize_user_errors(run_dir, tmp_path, capsys):
     assert exit_info.value.code == 2 and "--what" in capsys.readouterr().err
     assert main(["visualize", str(tmp_path / "missing"), "--what", "filters"]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_visualize_and_stylize_take_unsafe(run_dir, tmp_path, capsys):
+    """The refusal says "pass --unsafe": every command that loads a model has it."""
+    from keras_convnets.cli import build_parser, main
+
+    out = tmp_path / "out"
+    assert (
+        main(["visualize", run_dir, "--what", "filters", "--out", str(out), "--unsafe"])
+        == 0
+    )
+    assert any(name.endswith(".png") for name in os.listdir(out))
+    args = build_parser().parse_args(
+        ["stylize", "--backbone", run_dir, "a.png", "b.png", "--unsafe"]
+    )
+    assert args.unsafe is True
 
 
 def test_stylize_cli(run_dir, tmp_path, small_fashion_dir, capsys):

@@ -194,6 +194,9 @@ def read_image(path: str, channels: int, size=None) -> np.ndarray:
     `size` `(H, W)` if given (antialiased, as `predict` does)."""
     if not os.path.isfile(path):
         raise UserInputError(f"Image not found: {path}")
+    from keras_convnets.inference import check_image_size
+
+    check_image_size(path)  # a decompression bomb is refused before decoding
     try:
         image = tf.io.decode_image(
             tf.io.read_file(path), channels=channels, expand_animations=False

@@ -11,6 +11,8 @@ import os
 import sys
 import time
 
+from keras_convnets.errors import UNSAFE_HELP
+
 WHATS = (
     "filters",
     "feature-maps",
@@ -178,6 +180,7 @@ def _add_visualize(subparsers, formatter):
         action="store_true",
         help="also log the figure to RUN/logs/analysis",
     )
+    p.add_argument("--unsafe", action="store_true", help=UNSAFE_HELP)
     p.set_defaults(func=_cmd_visualize)
 
 
@@ -209,6 +212,7 @@ def _cmd_visualize(args) -> int:
         steps=args.steps,
         seed=args.seed,
         tensorboard=args.tensorboard,
+        unsafe=args.unsafe,
     )
     for line in result["summary"]:
         print(line)
@@ -285,6 +289,7 @@ def _add_stylize(subparsers, formatter):
         help="progress line every N steps (default: 10 lines in all)",
     )
     g.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--unsafe", action="store_true", help=UNSAFE_HELP)
     p.set_defaults(func=_cmd_stylize)
 
 
@@ -333,6 +338,7 @@ def _cmd_stylize(args) -> int:
         init=args.init,
         seed=args.seed,
         callback=progress,
+        unsafe=args.unsafe,
     )
     write_image(args.out, image)
     height, width, channels = image.shape

@@ -138,6 +138,7 @@ def visualize(
     steps: int = 150,
     seed: int = 0,
     tensorboard: bool = False,
+    unsafe: bool = False,
 ) -> dict:
     """Draws one kind of figure of a saved model and writes it as a PNG.
 
@@ -160,6 +161,8 @@ def visualize(
         steps: int. Activation-maximization steps.
         seed: int. Activation-maximization seed.
         tensorboard: bool. Also log the figure to `RUN/logs/analysis`.
+        unsafe: bool. Load the model without the safety checks
+            (`inference.load_model`), for a file you trust. Defaults to False.
 
     Returns:
         `{"png": path, "what", "layer", "tensorboard": logdir or None,
@@ -177,7 +180,7 @@ def visualize(
     logdir = tensorboard_dir(path) if tensorboard else None
     from keras_convnets.models.tta import unwrap_tta
 
-    model, record = load_model(path)
+    model, record = load_model(path, unsafe=unsafe)
     # Look inside the classifier, not the TTA average, in float32 whatever the
     # training precision (one copy here; the tools below then reuse it).
     model = _common.float32_model(unwrap_tta(model))

@@ -92,9 +92,10 @@ def _vgg19_backbone() -> Backbone:
     )
 
 
-def load_backbone(spec) -> Backbone:
+def load_backbone(spec, unsafe: bool = False) -> Backbone:
     """A style-transfer backbone: `"vgg19"`, a saved run/`.keras` path, or a
-    `keras.Model` taking images in [0, 1].
+    `keras.Model` taking images in [0, 1]. `unsafe` loads a saved file without
+    the safety checks (`inference.load_model`), for a file you trust.
 
     For the package's models the content layer defaults to the last
     convolution and the style layers to all convolutions, in order.
@@ -104,7 +105,7 @@ def load_backbone(spec) -> Backbone:
     if isinstance(spec, str):
         from keras_convnets.inference import load_model
 
-        model, _ = load_model(spec)
+        model, _ = load_model(spec, unsafe=unsafe)
     else:
         model = spec
     from keras_convnets.models.tta import unwrap_tta
@@ -301,6 +302,7 @@ def style_transfer(
     init: str = "content",
     seed: int = 0,
     callback: Callable | None = None,
+    unsafe: bool = False,
 ):
     """Renders `content` in the style of `style` by gradient descent on pixels.
 
@@ -326,6 +328,8 @@ def style_transfer(
         callback: callable `(step, losses, image)`, called for steps 0 to
             `steps` with the `(H, W, C)` image after that many steps and its
             float losses.
+        unsafe: bool. Load a saved backbone without the safety checks.
+            Defaults to False.
 
     Returns:
         `(image, history)`: float32 `(H, W, channels)` in [0, 1]; a dict of
@@ -349,7 +353,7 @@ def style_transfer(
             f"init must be content, style or noise. Received: init={init!r}"
         )
     if not isinstance(backbone, Backbone):
-        backbone = load_backbone(backbone)
+        backbone = load_backbone(backbone, unsafe=unsafe)
     content_image, style_image = prepare_images(backbone, content, style, size)
     loss_fn = StyleLoss(
         backbone,
