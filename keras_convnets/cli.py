@@ -56,16 +56,24 @@ def _int(text):
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
-def _shape(text):
+def _sizes(text, lengths, form):
     try:
         parts = tuple(int(p) for p in text.replace("x", ",").split(",") if p.strip())
     except ValueError:
         parts = ()
-    if len(parts) not in (2, 3) or min(parts) < 1:
+    if len(parts) not in lengths or min(parts) < 1:
         raise argparse.ArgumentTypeError(
-            f"expected H,W or H,W,C with positive sizes, got {text!r}"
+            f"expected {form} with positive sizes, got {text!r}"
         )
     return parts
+
+
+def _shape(text):
+    return _sizes(text, (2, 3), "H,W or H,W,C")
+
+
+def _image_size(text):
+    return _sizes(text, (2,), "H,W")
 
 
 TRAIN_EXAMPLES = """examples:
@@ -139,7 +147,9 @@ def _add_train_parser(subparsers):
     )
     g.add_argument("--data-dir", help="folder with IDX files, searched first")
     g.add_argument("--tfds-data-dir", help="TensorFlow Datasets data folder")
-    g.add_argument("--image-size", type=_shape, metavar="H,W", help="resize images")
+    g.add_argument(
+        "--image-size", type=_image_size, metavar="H,W", help="resize images"
+    )
     g.add_argument(
         "--validation-fraction", type=_float, metavar="F", help="held out (default 0.1)"
     )

@@ -209,6 +209,7 @@ def test_diverging_run_stops_with_a_clear_error(tmp_path, small_fashion_dir):
         (["train", "--epochs", "three"], ["argument --epochs: expected an integer"]),
         (["train", "--epochs", "0"], ["Received: epochs=0"]),
         (["train", "--seed", "-1"], ["seed must be in [0, 2**32 - 1]"]),
+        (["train", "--image-size", "28,28,3"], ["--image-size: expected H,W with"]),
         (["train", "--learning-rate", "inf"], ["learning_rate must be a finite"]),
         (["train", "--run-name", "r" * 300], ["run_name must be a folder name"]),
         (
