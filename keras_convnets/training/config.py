@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from keras_convnets.errors import UserInputError
+from keras_convnets.training.io import read_text
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "nesterov")
 # Upper bounds of the numbers a config may hold: far above any real run, low
@@ -465,20 +466,7 @@ def read_config_file(
     """
     if not os.path.isfile(path):
         raise UserInputError(f"Config file not found: {path}")
-    size = os.path.getsize(path)
-    if size > MAX_CONFIG_FILE_BYTES:
-        raise UserInputError(
-            f"{path}: {size:,} bytes; a {label} file is at most "
-            f"{MAX_CONFIG_FILE_BYTES:,}."
-        )
-    with open(path, "rb") as f:
-        raw = f.read(MAX_CONFIG_FILE_BYTES + 1)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise UserInputError(
-            f"{path}: not UTF-8 text (byte {e.start}); cannot read {label}."
-        ) from None
+    text = read_text(path, MAX_CONFIG_FILE_BYTES, f"{label} file")
     try:
         if path.endswith(".json"):
             data = json.loads(text)

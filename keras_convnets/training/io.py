@@ -198,6 +198,37 @@ def _close_h5_files(path: str) -> None:
 MAX_JSON_BYTES = 64 * 1024 * 1024
 
 
+def read_text(path: str, max_bytes: int, label: str = "file") -> str:
+    """Reads a UTF-8 text file of at most `max_bytes`; one clear error otherwise.
+
+    The size is checked before anything is read (and the read itself is
+    bounded, should the file grow meanwhile); bytes that are not UTF-8 are a
+    `UserInputError` naming the file and the offset.
+
+    Args:
+        path: str. The file.
+        max_bytes: int. The largest size accepted.
+        label: str. What the file is, for the errors ("config file").
+    """
+    try:
+        size = os.path.getsize(path)
+        if size > max_bytes:
+            raise UserInputError(
+                f"{path}: {size:,} bytes, more than the {max_bytes:,} a {label} "
+                f"can be; refusing to read it."
+            )
+        with open(path, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except IsADirectoryError:
+        raise UserInputError(f"{path}: is a folder, not a {label}.") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserInputError(
+            f"{path}: not UTF-8 text (byte {e.start}); cannot read the {label}."
+        ) from None
+
+
 def read_json(path: str, max_bytes: int = MAX_JSON_BYTES):
     """Reads a JSON file the package wrote; a clear error if it is corrupt.
 
@@ -205,28 +236,15 @@ def read_json(path: str, max_bytes: int = MAX_JSON_BYTES):
     JSON that is malformed or nested too deeply for Python's parser are one
     `UserInputError` naming the file.
     """
+    text = read_text(path, max_bytes, "JSON file of the package")
     try:
-        size = os.path.getsize(path)
-        if size > max_bytes:
-            raise UserInputError(
-                f"{path}: {size:,} bytes, more than the {max_bytes:,} a JSON file of "
-                f"the package can be; refusing to read it."
-            )
-        with open(path, "rb") as f:
-            data = f.read(max_bytes + 1)
-        return json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        raise UserInputError(
-            f"{path}: not UTF-8 text (byte {e.start}); corrupt JSON file."
-        ) from None
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise UserInputError(
             f"{path}: corrupt JSON ({e.msg} at line {e.lineno})."
         ) from None
     except RecursionError:
         raise UserInputError(f"{path}: corrupt JSON (nested too deeply).") from None
-    except IsADirectoryError:
-        raise UserInputError(f"{path}: is a directory, not a JSON file.") from None
 
 
 def timestamp() -> str:
