@@ -60,3 +60,20 @@ def test_simple_cnn_too_small_input_is_a_clear_error():
         UserInputError, match=r"at least 4x4 pixels.*Received: input_shape=\(3, 3, 1\)"
     ):
         get_model("simple_cnn", (3, 3, 1), 10)
+
+
+def test_model_kwargs_are_checked_against_the_builder():
+    from keras_convnets.models.registry import check_model_kwargs
+
+    with pytest.raises(
+        UserInputError, match=r"no argument 'dropot' \(did you mean 'dropout'\?\)"
+    ):
+        check_model_kwargs("simple_cnn", {"dropot": 0.5})
+    with pytest.raises(UserInputError, match="no argument 'dropot'"):
+        get_model("simple_cnn", (28, 28, 1), 10, dropot=0.5)
+    with pytest.raises(
+        UserInputError,
+        match=r"Cannot build 'simple_cnn' with model arguments \{'dropout': 'x'\}",
+    ):
+        get_model("simple_cnn", (28, 28, 1), 10, dropout="x")
+    check_model_kwargs("simple_cnn", {"dropout": 0.5, "batch_norm": False})
