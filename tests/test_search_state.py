@@ -193,6 +193,77 @@ def test_kill_seam_counts_per_file_name(tmp_path, monkeypatch):
 # Kills at chosen writes, in real subprocesses.
 
 
+class _CountFits(keras.callbacks.Callback):
+    """Counts `fit` calls (class-level: KerasTuner deep-copies callbacks)."""
+
+    fits = []
+
+    def on_train_begin(self, logs=None):
+        _CountFits.fits.append(1)
+
+
+def _edit_json(path, change):
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def test_trial_the_oracle_never_recorded_is_created_again(
+    tmp_path, finished, small_fashion_dir
+):
+    """The state a kill leaves between a new trial's trial.json and the
+    oracle.json recording its start: the trial is forgotten, then created and
+    trained (old code: never retried, left RUNNING, the search 'finished')."""
+    project = tmp_path / "p"
+    shutil.copytree(finished, project)
+
+    def forget_trial_1(oracle):
+        oracle["start_order"].remove("1")
+        oracle["end_order"].remove("1")
+        oracle["run_times"].pop("1")
+
+    _edit_json(project / "oracle.json", forget_trial_1)
+    _edit_json(
+        project / "trial_1" / "trial.json",
+        lambda t: t.update(status="RUNNING", score=None),
+    )
+    (project / "trial_1" / "runs.json").unlink()
+    _CountFits.fits = []
+    config = _config(tmp_path, small_fashion_dir, max_trials=2)
+    record = run_search(config, callbacks=[_CountFits()], verbose=0)
+    assert record["completed"] == 2 and len(_CountFits.fits) == 1
+    assert json.loads((project / "oracle.json").read_text())["start_order"] == [
+        "0",
+        "1",
+    ]
+    assert len(json.loads((project / "trial_1" / "runs.json").read_text())) == 1
+
+
+def test_trial_completed_before_the_oracle_recorded_it_is_not_trained_again(
+    tmp_path, finished, small_fashion_dir
+):
+    """The state a kill leaves between a trial's COMPLETED trial.json and the
+    oracle.json recording its end: the trial is ended, not trained again (old
+    code: retried from scratch)."""
+    project = tmp_path / "p"
+    shutil.copytree(finished, project)
+
+    def still_running(oracle):
+        oracle["end_order"].remove("1")
+        oracle["ongoing_trials"] = {"tuner0": "1"}
+        oracle["run_times"]["1"] -= 1
+
+    _edit_json(project / "oracle.json", still_running)
+    _CountFits.fits = []
+    config = _config(tmp_path, small_fashion_dir, max_trials=2)
+    record = run_search(config, callbacks=[_CountFits()], verbose=0)
+    assert record["completed"] == 2 and _CountFits.fits == []
+    oracle = json.loads((project / "oracle.json").read_text())
+    assert oracle["end_order"] == ["0", "1"] and oracle["ongoing_trials"] == {}
+    assert len(json.loads((project / "trial_1" / "runs.json").read_text())) == 1
+
+
+@pytest.mark.slow
 def test_search_killed_mid_training_then_as_a_trial_ends_resumes(
     tmp_path, small_fashion_dir, finished
 ):
@@ -302,14 +373,13 @@ def test_damaged_state_is_refused_naming_the_file(
     assert path.read_bytes() == damaged  # nothing was silently rewritten
 
 
-@pytest.mark.parametrize("target", ["oracle.json", "trial_0/trial.json"])
-def test_state_replaced_by_empty_object_is_one_line_from_the_cli(
-    tmp_path, finished, small_fashion_dir, target
+def test_oracle_replaced_by_empty_object_is_one_line_from_the_cli(
+    tmp_path, finished, small_fashion_dir
 ):
     """The reported case: `{}` gave a KerasTuner traceback. Now exit 2, one
-    line; `--overwrite` starts the search over."""
+    line. (`{}` in a trial.json and other damage: the test above, in-process.)"""
     shutil.copytree(finished, tmp_path / "p")
-    path = _damage(tmp_path / "p", target, "{}")
+    path = _damage(tmp_path / "p", "oracle.json", "{}")
     args = _args(tmp_path, small_fashion_dir, trials=1)
     result = run_cli(*args)
     assert_one_line_error(result, str(path), "corrupt search state", "--overwrite")
