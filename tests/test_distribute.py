@@ -315,7 +315,7 @@ def test_two_workers_train_like_one_process(
     assert "Test accuracy:" in chief
     assert "worker:1: done; the chief wrote the run." in worker
     # Only the chief writes the run; the worker's folder is gone.
-    assert os.listdir(workdir) == ["mw"]
+    assert sorted(os.listdir(workdir)) == [".mw.lock", "mw"]  # the lock beside the run
     assert not glob.glob(str(tmp_path / "tmp" / "keras-convnets-workers" / "*"))
     record = json.loads((workdir / "mw" / "run.json").read_text())
     assert record["distribution"] == {
