@@ -1,4 +1,5 @@
-"""Tests for keras_convnets.data.augment: batched, seeded, XLA-compilable ops."""
+"""Tests for keras_convnets.data.augment (batched, seeded, XLA-compilable ops)
+and the `Augment` layer (keras_convnets.layers)."""
 
 import keras
 import numpy as np
@@ -7,6 +8,7 @@ import tensorflow as tf
 
 from keras_convnets.data import augment
 from keras_convnets.errors import UserInputError
+from keras_convnets.layers import Augment
 
 POLICIES = augment.list_policies()
 MIXING = [name for name in POLICIES if augment.get_policy(name).mixes_labels]
@@ -270,7 +272,7 @@ def test_augment_dataset_passes_images_only_and_extra_elements():
 
 
 def test_augment_layer_is_identity_at_inference_and_augments_in_training():
-    layer = augment.Augment("randaugment", seed=1, magnitude=0.7)
+    layer = Augment("randaugment", seed=1, magnitude=0.7)
     images = _images(batch=8, size=32, channels=3)
     np.testing.assert_array_equal(layer(images, training=False), images)
     trained = layer(images, training=True)
@@ -279,19 +281,19 @@ def test_augment_layer_is_identity_at_inference_and_augments_in_training():
     assert not np.array_equal(layer(images, training=True), trained)  # new step
     config = layer.get_config()
     assert config["params"] == {"magnitude": 0.7}
-    clone = augment.Augment.from_config(config)
+    clone = Augment.from_config(config)
     assert clone.policy == "randaugment" and clone.params == {"magnitude": 0.7}
 
 
 @pytest.mark.parametrize("policy", MIXING)
 def test_augment_layer_refuses_label_mixing_policies(policy):
     with pytest.raises(UserInputError, match="augment_dataset"):
-        augment.Augment(policy, seed=0)
+        Augment(policy, seed=0)
 
 
 def test_augment_layer_trains_under_fit_with_xla_and_saves(tmp_path):
     inputs = keras.Input((28, 28, 1))
-    x = augment.Augment("randaugment", seed=0, name="augment")(inputs)
+    x = Augment("randaugment", seed=0, name="augment")(inputs)
     x = keras.layers.Conv2D(4, 3, strides=2)(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(10, activation="softmax")(x)
@@ -308,7 +310,7 @@ def test_augment_layer_trains_under_fit_with_xla_and_saves(tmp_path):
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    assert isinstance(loaded.get_layer("augment"), augment.Augment)
+    assert isinstance(loaded.get_layer("augment"), Augment)
     np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-6)
 
 
