@@ -27,6 +27,7 @@ __all__ = [
 
 
 def grayscale(images):
+    """Luma `0.299 R + 0.587 G + 0.114 B` as `[B, H, W, 1]` (1 channel: as is)."""
     if images.shape[-1] == 1:
         return images
     weights = tf.constant([0.299, 0.587, 0.114], dtype=images.dtype)
@@ -34,7 +35,12 @@ def grayscale(images):
 
 
 def blend(degenerate, images, factor):
-    """`degenerate + factor * (images - degenerate)`, clipped (PIL's enhance)."""
+    """`degenerate + factor * (images - degenerate)`, clipped to `[0, 1]`.
+
+    The formula of PIL's `ImageEnhance` (`Image.blend(degenerate, image,
+    factor)`), in float: PIL truncates the result to whole 8-bit levels, this
+    does not, so on 8-bit images `255 * blend` lies in `[PIL, PIL + 1)`.
+    """
     return tf.clip_by_value(degenerate + factor * (images - degenerate), 0.0, 1.0)
 
 
@@ -77,6 +83,9 @@ def contrast(images, seed, max_delta=0.2):
 def solarize(images, threshold=0.5):
     """Inverts the pixels at or above `threshold`.
 
+    On 8-bit images (`x / 255`, `threshold=t / 255`) the result is PIL's
+    `ImageOps.solarize(image, t)`, exactly.
+
     Args:
         images: float tensor `[B, H, W, C]` in `[0, 1]`.
         threshold: float or tensor broadcastable to the images. Defaults to
@@ -90,6 +99,9 @@ def solarize(images, threshold=0.5):
 
 def posterize(images, bits=4):
     """Keeps the top `bits` bits of each 8-bit intensity.
+
+    Intensities are first rounded to 8-bit levels; on 8-bit images (`x / 255`)
+    the result is PIL's `ImageOps.posterize(image, bits)`, exactly.
 
     Args:
         images: float tensor `[B, H, W, C]` in `[0, 1]`.
@@ -106,7 +118,13 @@ def posterize(images, bits=4):
 
 
 def autocontrast(images):
-    """Stretches each image and channel to span `[0, 1]` (PIL's autocontrast).
+    """Stretches each image and channel to span `[0, 1]`.
+
+    The linear stretch of PIL's `ImageOps.autocontrast` (with `cutoff=0`),
+    `(x - min) / (max - min)` per image and channel, but in float: PIL
+    truncates to whole 8-bit levels, this does not, so on 8-bit images
+    `255 * autocontrast` lies in `[PIL, PIL + 1]` (and is 0 and 1 exactly at
+    the minimum and maximum).
 
     Args:
         images: float tensor `[B, H, W, C]` in `[0, 1]`.
@@ -124,7 +142,8 @@ def autocontrast(images):
 def equalize(images):
     """Histogram equalization per image and channel, as PIL computes it.
 
-    All histograms of the batch come from one `unsorted_segment_sum` over
+    Intensities are first rounded to 8-bit levels; on 8-bit images (`x / 255`)
+    the result is PIL's `ImageOps.equalize(image)`, exactly. All histograms of the batch come from one `unsorted_segment_sum` over
     `B * C * 256` bins, so the op is batched and compiles under XLA.
 
     Args:
@@ -159,6 +178,10 @@ def equalize(images):
 
 def smooth(images):
     """PIL's SMOOTH filter (3x3, centre weight 5) on the interior pixels.
+
+    Border pixels are kept, as PIL does. In float: on 8-bit images, rounding
+    `255 * smooth` to whole levels gives PIL's `image.filter(ImageFilter.SMOOTH)`
+    exactly.
 
     Nine shifted slices rather than a depthwise convolution: XLA fuses them
     into the surrounding elementwise pass, which it does not do for a conv.

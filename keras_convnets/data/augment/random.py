@@ -82,6 +82,7 @@ def batch_seed(seed, epoch, index) -> tf.Tensor:
 
 
 def split(seed, num):
+    """`num` independent `[2]` int32 seeds derived from `seed`."""
     return tf.unstack(
         tf.cast(tf.random.experimental.stateless_split(seed, num, alg=ALG), tf.int32)
     )
@@ -110,6 +111,7 @@ def permutation(seed, size):
 
 
 def uniform_per_image(seed, batch, minval=0.0, maxval=1.0):
+    """One uniform float in `[minval, maxval)` per image: shape `[batch]`."""
     return uniform([batch], seed, minval, maxval)
 
 
@@ -121,6 +123,7 @@ def randint_per_image(seed, batch, minval, maxval):
 
 
 def bernoulli_per_image(seed, batch, rate):
+    """One boolean per image, True with probability `rate`: shape `[batch]`."""
     return uniform_per_image(seed, batch) < rate
 
 

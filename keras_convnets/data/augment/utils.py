@@ -8,6 +8,7 @@ __all__ = ["per_image", "pixels", "static_hwc"]
 
 
 def static_hwc(images):
+    """`(height, width, channels)` of a `[B, H, W, C]` batch; they must be static."""
     shape = images.shape
     if shape.rank != 4 or None in shape[1:]:
         raise ValueError(
@@ -18,6 +19,7 @@ def static_hwc(images):
 
 
 def per_image(values):
+    """Per-image values `[B]` as `[B, 1, 1, 1]`, to broadcast over images."""
     return tf.reshape(values, [-1, 1, 1, 1])
 
 
