@@ -322,3 +322,42 @@ def test_rand_augment_balances_operations_and_validates_magnitude():
     images = tf.repeat(_images(batch=1, size=32, channels=3), 14, axis=0)
     out = augment.rand_augment(images, 0, num_ops=1, magnitude=0.9).numpy()
     assert len({row.tobytes() for row in out}) >= 12
+
+
+def test_public_names_keep_their_import_paths():
+    import keras_convnets.data
+    import keras_convnets.layers
+
+    for name in augment.__all__:
+        assert getattr(augment, name) is not None, name
+    from keras_convnets.data.augment import Augment as alias
+
+    assert alias is Augment is keras_convnets.layers.Augment
+    assert keras_convnets.data.Augment is Augment
+    with pytest.raises(AttributeError, match="no_such_op"):
+        augment.no_such_op  # noqa: B018
+
+
+def test_augment_modules_import_no_private_names_and_data_not_layers():
+    import ast
+    from pathlib import Path
+
+    import keras_convnets
+
+    root = Path(keras_convnets.__file__).parent
+    files = [*sorted((root / "data").rglob("*.py")), root / "layers" / "augment.py"]
+    assert len(files) > 8
+    for path in files:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "keras_convnets"
+            ):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports {private}"
+        if "data" in path.parts:  # data/ sits below layers/: no top-level import
+            for node in tree.body:
+                if isinstance(node, ast.ImportFrom | ast.Import):
+                    names = [getattr(node, "module", None) or ""]
+                    names += [a.name for a in node.names]
+                    assert not any("keras_convnets.layers" in n for n in names)
