@@ -125,3 +125,24 @@ def test_the_checks_can_fail(tmp_path):
     problems = _private_uses(f"{PACKAGE}.experiments.bad", str(bad))
     assert len(problems) == 3, problems  # _pair, _online, another package's _common
     assert f"{PACKAGE}.training.commands" in _imports(str(bad))
+
+
+# Lower layers never import higher ones (data -> model -> train, see
+# ARCHITECTURE.md): `{package prefix: packages it must not import}`.
+LAYERS = {
+    f"{PACKAGE}.data": (f"{PACKAGE}.training", f"{PACKAGE}.search"),
+    f"{PACKAGE}.training.optim": (f"{PACKAGE}.training.config",),
+}
+
+
+@pytest.mark.parametrize(
+    "module", sorted(m for m in MODULES if any(m.startswith(p) for p in LAYERS))
+)
+def test_lower_layers_do_not_import_higher_ones(module):
+    banned = next(v for p, v in LAYERS.items() if module.startswith(p))
+    imported = {
+        name
+        for name in _imports(MODULES[module])
+        if any(name == b or name.startswith(b + ".") for b in banned)
+    }
+    assert imported == set()
