@@ -131,6 +131,13 @@ def _add_train_parser(subparsers):
         help="builder arguments, e.g. '{\"dropout\": 0.5}'",
     )
     g.add_argument(
+        "--weights",
+        metavar="imagenet|FILE",
+        help="start from pretrained weights: imagenet (downloaded once into "
+        "~/.keras/models) or a weights file of the keras.applications twin; "
+        "for resnet50/101/152(_v2), vgg16/19, mobilenet, inception_resnet_v2",
+    )
+    g.add_argument(
         "--genotype",
         metavar="FILE",
         help="train a searched cell (best_genotype.json) instead of --model",

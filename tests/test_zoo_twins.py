@@ -266,3 +266,69 @@ def test_preprocessing_front_is_flat_and_round_trips(tmp_path):
     wrapped.save(tmp_path / "m.keras")
     again = keras.models.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(np.asarray(again(grey)), expected, atol=1e-6)
+
+
+# `train --weights`: the config field and the model train builds.
+
+
+def _info(shape, classes):
+    from keras_convnets.data.datasets import DatasetInfo
+
+    return DatasetInfo(
+        name="test",
+        source="test",
+        image_shape=shape,
+        num_classes=classes,
+        class_names=tuple(str(i) for i in range(classes)),
+        sizes={},
+        validation_fraction=0.1,
+        train_fraction=1.0,
+        seed=0,
+        notes=(),
+    )
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_train_builds_the_pretrained_model_behind_preprocessing(tmp_path, precision):
+    from keras_convnets.training.config import TrainConfig
+    from keras_convnets.training.train import build_model
+
+    twin, path = _save_twin(tmp_path, "mobilenet", 32, classes=5)
+    config = TrainConfig(model="mobilenet", weights=path, precision=precision)
+    model = build_model(config.validate(), _info((32, 32, 1), 5))
+    assert model.input_shape == (None, 32, 32, 1)
+    assert model.get_layer("imagenet_input").mode == "tf"
+    assert model.output.dtype == "float32"
+    # The pretrained weights survive the float32-output clone of bf16.
+    pairs = [
+        ("conv1", "conv1"),
+        ("conv_dw_13_pw", "conv_pw_13"),
+        ("predictions", "conv_preds"),
+    ]
+    for ours, theirs in pairs:
+        np.testing.assert_array_equal(
+            model.get_layer(ours).get_weights()[0].ravel(),
+            twin.get_layer(theirs).get_weights()[0].ravel(),
+        )
+    grey = np.random.default_rng(8).uniform(0, 1, (2, 32, 32, 1)).astype("float32")
+    expected = np.asarray(twin(np.repeat(grey, 3, axis=-1) * 2.0 - 1.0))
+    atol = 1e-5 if precision == "fp32" else 0.05
+    np.testing.assert_allclose(np.asarray(model(grey)), expected, atol=atol)
+
+
+def test_train_config_refuses_weights_without_a_twin():
+    from keras_convnets.training.config import TrainConfig
+
+    with pytest.raises(UserInputError, match="'simple_cnn' has no pretrained"):
+        TrainConfig(model="simple_cnn", weights="imagenet").validate()
+    with pytest.raises(UserInputError, match="not a genotype"):
+        TrainConfig(model="resnet50", weights="imagenet", genotype="g.json").validate()
+
+
+def test_cli_train_weights_error_is_one_line(tmp_path, capsys):
+    from keras_convnets.cli import main
+
+    argv = ["train", "--model", "resnet18", "--weights", "imagenet"]
+    assert main([*argv, "--workdir", str(tmp_path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "'resnet18' has no pretrained weights" in lines[0]

@@ -547,11 +547,6 @@ def with_imagenet_preprocessing(model, name, input_shape):
         A `keras.Model` named like `model`.
     """
     input_shape = tuple(int(d) for d in input_shape)
-    if input_shape[-1] not in (1, 3):
-        raise UserInputError(
-            f"{name}: pretrained weights need grey or RGB images (1 or 3 "
-            f"channels). Received: input_shape={input_shape}"
-        )
     inputs = keras.Input(input_shape, name="image")
     x = ImageNetPreprocessing(get_twin(name).preprocessing, name="imagenet_input")(
         inputs
@@ -559,3 +554,40 @@ def with_imagenet_preprocessing(model, name, input_shape):
     # `Functional.call` on a symbolic tensor calls each layer: a flat graph
     # (calling the model would nest it as one layer).
     return keras.Model(inputs, model.call(x), name=model.name)
+
+
+def pretrained_model(name, input_shape, num_classes, weights, **kwargs):
+    """Zoo model `name` with pretrained weights, taking images in [0, 1].
+
+    The model is built for RGB at the images' height and width, loaded with
+    `weights` (see `get_model`), and put behind `ImageNetPreprocessing`, so
+    it takes the package's images (grey or RGB, in [0, 1]) and trains and
+    saves like any zoo model. What `train --weights` builds.
+
+    Args:
+        name: str. A zoo name from `pretrained_models()`.
+        input_shape: tuple. `(height, width, channels)`, 1 or 3 channels.
+        num_classes: int. Classes; with 1000 the ImageNet classifier is kept.
+        weights: str. `"imagenet"` or a weights file of the twin.
+        **kwargs: builder arguments.
+
+    Returns:
+        A `keras.Model`.
+
+    Example:
+
+    ```python
+    model = pretrained_model("resnet50_v2", (28, 28, 1), 10, "imagenet")
+    ```
+    """
+    from keras_convnets.models.registry import get_model
+
+    get_twin(name)
+    height, width, channels = (int(d) for d in input_shape)
+    if channels not in (1, 3):
+        raise UserInputError(
+            f"{name}: pretrained weights need grey or RGB images (1 or 3 "
+            f"channels). Received: input_shape={tuple(input_shape)}"
+        )
+    model = get_model(name, (height, width, 3), num_classes, weights=weights, **kwargs)
+    return with_imagenet_preprocessing(model, name, input_shape)
