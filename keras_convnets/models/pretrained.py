@@ -410,7 +410,7 @@ def _sizes(layer):
     return [_prod(w.shape) for w in layer.weights]
 
 
-def load_pretrained(model, name, weights, **twin_kwargs):
+def load_pretrained(model, name, weights, backbone_only=False, **twin_kwargs):
     """Loads ImageNet (or a twin's local) weights into zoo model `name`.
 
     Args:
@@ -418,6 +418,9 @@ def load_pretrained(model, name, weights, **twin_kwargs):
         name: str. A zoo name from `pretrained_models()`.
         weights: str. `"imagenet"` or the path of a `.h5`/`.weights.h5` file
             saved from the `keras.applications` twin.
+        backbone_only: bool. The caller drops the classifier: take the
+            ImageNet file without it and say nothing about a fresh head.
+            Defaults to False.
         **twin_kwargs: twin arguments (MobileNet's `alpha`).
 
     Returns:
@@ -439,7 +442,9 @@ def load_pretrained(model, name, weights, **twin_kwargs):
         # VGG's dense layers fit only 224x224 inputs (then fc1 and fc2 are
         # worth loading whatever the classes); the other classifiers fit any
         # input but only 1000 classes.
-        if name.startswith("vgg"):
+        if backbone_only:
+            top = False
+        elif name.startswith("vgg"):
             top = input_shape[:2] == (224, 224)
         else:
             top = num_classes == 1000
@@ -475,7 +480,7 @@ def load_pretrained(model, name, weights, **twin_kwargs):
             f"{twin.application}: {type(e).__name__}: {first}"
         ) from None
     kept = copy_twin_weights(reference, model, name)
-    if kept:
+    if kept and not backbone_only:
         logger.warning(
             "%s: loaded the pretrained backbone; %s freshly initialized "
             "(the file has %s, the model %d classes at %s).",
@@ -591,3 +596,50 @@ def pretrained_model(name, input_shape, num_classes, weights, **kwargs):
         )
     model = get_model(name, (height, width, 3), num_classes, weights=weights, **kwargs)
     return with_imagenet_preprocessing(model, name, input_shape)
+
+
+def pretrained_features(name, input_shape, weights="imagenet", **kwargs):
+    """The pooled features of zoo model `name`, for images in [0, 1].
+
+    The model without its classifier (for VGG also without `fc1`/`fc2`):
+    `ImageNetPreprocessing`, the convolutional part with `weights`, global
+    average pooling (as `keras.applications` models with `pooling="avg"`).
+
+    Args:
+        name: str. A zoo name from `pretrained_models()`.
+        input_shape: tuple. `(height, width, channels)`, 1 or 3 channels.
+        weights: str or None. `"imagenet"`, a twin's weights file, or None
+            (random initialization). Defaults to `"imagenet"`.
+        **kwargs: builder arguments.
+
+    Returns:
+        A `keras.Model` from images to `(batch, features)`, named
+        `{name}_features`.
+
+    Example:
+
+    ```python
+    features = pretrained_features("resnet50_v2", (96, 96, 1))  # (None, 2048)
+    ```
+    """
+    from keras_convnets.models.registry import get_model
+
+    get_twin(name)
+    height, width, channels = (int(d) for d in input_shape)
+    if channels not in (1, 3):
+        raise UserInputError(
+            f"{name}: pretrained weights need grey or RGB images (1 or 3 "
+            f"channels). Received: input_shape={tuple(input_shape)}"
+        )
+    model = get_model(name, (height, width, 3), 2, **kwargs)
+    if weights is not None:
+        twin_kwargs = {k: kwargs[k] for k in ("alpha",) if k in kwargs}
+        load_pretrained(model, name, weights, backbone_only=True, **twin_kwargs)
+    names = {layer.name for layer in model.layers}
+    if "avg_pool" in names:
+        pooled = model.get_layer("avg_pool").output
+    else:  # VGG: pool the last feature map instead of flattening it
+        maps = model.get_layer("flatten").input
+        pooled = keras.layers.GlobalAveragePooling2D(name="avg_pool")(maps)
+    features = keras.Model(model.inputs, pooled, name=f"{name}_features")
+    return with_imagenet_preprocessing(features, name, input_shape)
