@@ -264,7 +264,9 @@ def test_preprocessing_front_is_flat_and_round_trips(tmp_path):
     expected = model(np.repeat(grey, 3, axis=-1) * 2.0 - 1.0)
     np.testing.assert_allclose(np.asarray(wrapped(grey)), expected, atol=1e-6)
     wrapped.save(tmp_path / "m.keras")
-    again = keras.models.load_model(tmp_path / "m.keras")
+    from keras_convnets.inference import load_model
+
+    again, _ = load_model(str(tmp_path / "m.keras"))  # the safe loader's allowlist
     np.testing.assert_allclose(np.asarray(again(grey)), expected, atol=1e-6)
 
 

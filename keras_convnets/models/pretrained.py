@@ -556,9 +556,12 @@ def with_imagenet_preprocessing(model, name, input_shape):
     x = ImageNetPreprocessing(get_twin(name).preprocessing, name="imagenet_input")(
         inputs
     )
-    # `Functional.call` on a symbolic tensor calls each layer: a flat graph
-    # (calling the model would nest it as one layer).
-    return keras.Model(inputs, model.call(x), name=model.name)
+    # Each of the model's layers called on `x` in graph order: one flat graph
+    # of the same layers (calling the model would nest it as one layer, and
+    # `Functional.call` would add a ConvertToTensor op, which the safe
+    # loader's allowlist refuses).
+    outputs = model._run_through_graph(x, operation_fn=lambda layer: layer)
+    return keras.Model(inputs, outputs, name=model.name)
 
 
 def pretrained_model(name, input_shape, num_classes, weights, **kwargs):
