@@ -81,13 +81,13 @@ class TrainConfig:
     model: str = "simple_cnn"
     # Extra keyword arguments for the model builder (e.g. {"dropout": 0.5}).
     model_kwargs: dict = field(default_factory=dict)
-    # A searched cell (`keras-convnets search`'s best_genotype.json) to stack
-    # instead of a registry model, with `cells` normal cells per stage and
-    # `filters` channels in the first stage.
     # Pretrained weights: "imagenet" or a weights file of the model's
     # keras.applications twin (`keras_convnets.models.pretrained`); the model
     # then gets ImageNet preprocessing in front. None: random initialization.
     weights: str | None = None
+    # A searched cell (`keras-convnets search`'s best_genotype.json) to stack
+    # instead of a registry model, with `cells` normal cells per stage and
+    # `filters` channels in the first stage.
     genotype: str | None = None
     cells: int = 2
     filters: int = 32
