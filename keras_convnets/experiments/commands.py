@@ -59,8 +59,10 @@ def add_parsers(subparsers, formatter) -> None:
     g.add_argument(
         "--backbone",
         metavar="NAME",
-        help="a keras.applications model (e.g. MobileNetV2) with ImageNet weights "
-        "as the pretrained features, instead of pretraining on the source classes",
+        help="a keras.applications model (e.g. MobileNetV2) or a zoo model with "
+        "a keras.applications twin (e.g. resnet50_v2, mobilenet) with ImageNet "
+        "weights as the pretrained features, instead of pretraining on the "
+        "source classes",
     )
     g.add_argument(
         "--backbone-weights",

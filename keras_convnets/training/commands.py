@@ -69,6 +69,15 @@ def config_flags() -> dict:
             "model",
             dict(metavar="JSON", help="builder arguments, e.g. '{\"dropout\": 0.5}'"),
         ),
+        "weights": (
+            "model",
+            dict(
+                metavar="imagenet|FILE",
+                help="start from pretrained weights: imagenet (downloaded once into "
+                "~/.keras/models) or a weights file of the keras.applications twin; "
+                "for resnet50/101/152(_v2), vgg16/19, mobilenet, inception_resnet_v2",
+            ),
+        ),
         "genotype": (
             "model",
             dict(

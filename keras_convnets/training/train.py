@@ -429,7 +429,9 @@ def _float32_outputs(model: keras.Model) -> keras.Model:
             config["dtype"] = "float32"
         return layer.__class__.from_config(config)
 
-    return keras.models.clone_model(model, clone_function=clone)
+    cloned = keras.models.clone_model(model, clone_function=clone)
+    cloned.set_weights(model.get_weights())  # e.g. pretrained weights
+    return cloned
 
 
 def _build_architecture(config: TrainConfig, info: DatasetInfo) -> keras.Model:
@@ -442,6 +444,16 @@ def _build_architecture(config: TrainConfig, info: DatasetInfo) -> keras.Model:
             info.num_classes,
             cells=config.cells,
             filters=config.filters,
+        )
+    if config.weights:
+        from keras_convnets.models.pretrained import pretrained_model
+
+        return pretrained_model(
+            config.model,
+            info.image_shape,
+            info.num_classes,
+            config.weights,
+            **config.model_kwargs,
         )
     return get_model(
         config.model, info.image_shape, info.num_classes, **config.model_kwargs
