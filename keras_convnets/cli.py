@@ -186,7 +186,9 @@ def _add_train_parser(subparsers):
     g.add_argument(
         "--precision",
         choices=PRECISIONS,
-        help="fp32 (default), or mixed bf16/fp16 with float32 variables and outputs",
+        help="auto (the fast and long recipes: on CPUs the faster of fp32 and bf16, "
+        "timed on the run's model at start; on GPUs bf16, or fp16 below compute "
+        "capability 8.0), fp32, or mixed bf16/fp16 with float32 variables and outputs",
     )
     g.add_argument(
         "--jit-compile",

@@ -7,6 +7,7 @@ best-on-validation weights on the test split. Everything lands in
 `workdir/run_name/`:
 
     config.json          the resolved config (written first)
+    precision.json       the precision used (`auto`: timings and choice)
     model.keras          the selected model (best validation accuracy)
     run.json             config, dataset, params, history, test metrics, timing
     history.json         per-epoch logs, kept across resumes
@@ -36,6 +37,7 @@ from keras_convnets.models.registry import check_model_kwargs, get_model
 from keras_convnets.models.tta import with_tta
 from keras_convnets.training import callbacks as kc_callbacks
 from keras_convnets.training import distribute, io
+from keras_convnets.training import precision as kc_precision
 from keras_convnets.training.config import TrainConfig, config_from_dict
 from keras_convnets.training.schedules import OneCycle
 
@@ -474,6 +476,13 @@ def train_and_evaluate(
     else:
         claim = _worker_claim(config, dist)
     with claim as (run_dir, resuming):
+        precision = _resolve_precision(config, run_dir, resuming, datasets, dist)
+        if config.precision == "auto":
+            # Built again from the seed: the same weights as a run given
+            # this precision (timing drew from the random generators).
+            keras.utils.set_random_seed(config.seed)
+            with dist.scope():
+                model = build_model(config, datasets[3], precision["precision"])
         record = _train_locked(
             config,
             run_dir,
@@ -484,9 +493,51 @@ def train_and_evaluate(
             epoch_variable,
             model,
             dist=dist,
+            precision=precision,
         )
     distribute.finish_worker(run_dir, dist)
     return record
+
+
+def _resolve_precision(config, run_dir, resuming, datasets, dist) -> dict:
+    """`training.precision.resolve` with the run's model and a real batch."""
+    train_ds, _, _, info = datasets
+    steps_per_epoch = math.ceil(info.sizes["train"] / config.batch_size)
+
+    def measure():
+        print("Precision auto: timing training steps in fp32 and bf16...", flush=True)
+        batch = next(iter(train_ds))
+
+        def build(precision):
+            model = build_model(config, info, precision)
+            _compile(model, config, steps_per_epoch, _resolve_jit(config), precision)
+            return model
+
+        return kc_precision.measure_step_ms(build, batch)
+
+    record = kc_precision.resolve(
+        config.precision,
+        run_dir,
+        resuming,
+        measure,
+        batch_size=config.batch_size,
+        multi_worker=dist.multi_worker,
+    )
+    print(kc_precision.describe(record), flush=True)
+    return record
+
+
+def _compile(model, config, steps_per_epoch, jit_compile, precision) -> None:
+    model.compile(
+        optimizer=kc_precision.wrap_optimizer(
+            build_optimizer(config, steps_per_epoch), precision
+        ),
+        loss=keras.losses.CategoricalCrossentropy(
+            label_smoothing=config.label_smoothing
+        ),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=jit_compile,
+    )
 
 
 @contextlib.contextmanager
@@ -496,23 +547,32 @@ def _worker_claim(config, dist):
         yield run_dir, resuming
 
 
-_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-
-
-def build_model(config: TrainConfig, info: DatasetInfo) -> keras.Model:
-    """The config's registry model (or searched genotype) at its precision.
+def build_model(
+    config: TrainConfig, info: DatasetInfo, precision: str | None = None
+) -> keras.Model:
+    """The config's registry model (or searched genotype) at a precision.
 
     With `bf16`/`fp16` the model is built under Keras's mixed dtype policy
     (float32 variables, low-precision compute) and its output layers are
     switched to float32, so the softmax and the loss are computed in float32.
+
+    Args:
+        config: TrainConfig.
+        info: the dataset's `DatasetInfo` (input shape, classes).
+        precision: str. `fp32`, `bf16` or `fp16`. Defaults to
+            `config.precision`, where `auto` builds in fp32 (the run decides
+            later, see `training.precision`).
     """
+    precision = precision or config.precision
+    if precision == "auto":
+        precision = "fp32"
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(_POLICIES[config.precision])
+    keras.config.set_dtype_policy(kc_precision.POLICIES[precision])
     try:
         model = _build_architecture(config, info)
     finally:
         keras.config.set_dtype_policy(previous)
-    if config.precision != "fp32":
+    if precision != "fp32":
         model = _float32_outputs(model)
     return model
 
@@ -547,7 +607,16 @@ def _build_architecture(config: TrainConfig, info: DatasetInfo) -> keras.Model:
 
 
 def _train_locked(
-    config, run_dir, resuming, start, verbose, datasets, epoch_variable, model, dist
+    config,
+    run_dir,
+    resuming,
+    start,
+    verbose,
+    datasets,
+    epoch_variable,
+    model,
+    dist,
+    precision=None,
 ):
     paths = {
         name: os.path.join(run_dir, name)
@@ -571,15 +640,9 @@ def _train_locked(
     jit_compile, jit_note = distribute.resolve_jit(_resolve_jit(config), dist)
     if jit_note:
         print(f"Note: {jit_note}", flush=True)
+    precision = precision or {"precision": config.precision, "how": "given"}
     with dist.scope():  # optimizer and metric variables too
-        model.compile(
-            optimizer=build_optimizer(config, steps_per_epoch),
-            loss=keras.losses.CategoricalCrossentropy(
-                label_smoothing=config.label_smoothing
-            ),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-            jit_compile=jit_compile,
-        )
+        _compile(model, config, steps_per_epoch, jit_compile, precision["precision"])
 
     backup = kc_callbacks.AtomicBackupAndRestore(paths["backup"])
     callbacks = [
@@ -655,6 +718,7 @@ def _train_locked(
         "fit_time_s": round(fit_time, 2),
         "resumed": resuming,
         "jit_compile": jit_compile,
+        "precision": precision,
         "distribution": dist.describe(),
         "versions": versions(),
         "command": " ".join(sys.argv),
