@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -274,16 +273,9 @@ def main(argv=None):
             result[key] = race(
                 args.recipe, args.target, args.peer_epochs, overrides, not args.no_peer
             )
-    import keras
-    import tensorflow as tf
+    from benchmarks._machine import machine_info
 
-    result["machine"] = {
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "load_average_at_end": os.getloadavg(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }
+    result["machine"] = machine_info()
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     atomic_write_json(args.out, result)
     if "seeds" in result:
