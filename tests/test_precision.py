@@ -191,6 +191,7 @@ def test_an_auto_run_trains_in_the_faster_precision_and_records_it(
     assert record["precision"]["ms_per_step"] == {"fp32": 20.0, "bf16": 10.0}
     saved = json.loads((tmp_path / "a" / "run" / "run.json").read_text())
     assert saved["precision"] == record["precision"]
+    assert not (tmp_path / "a" / "run" / "precision.json").exists()  # in run.json
     model, _ = load_model(str(tmp_path / "a" / "run"))
     assert model.get_layer("stage1_conv1").compute_dtype == "bfloat16"
     assert model.output.dtype == "float32"

@@ -7,7 +7,7 @@ best-on-validation weights on the test split. Everything lands in
 `workdir/run_name/`:
 
     config.json          the resolved config (written first)
-    precision.json       the precision used (`auto`: timings and choice)
+    precision.json       the precision (`auto`: timings, choice) while training
     model.keras          the selected model (best validation accuracy)
     run.json             config, dataset, params, history, test metrics, timing
     history.json         per-epoch logs, kept across resumes
@@ -407,13 +407,18 @@ def _prepare_named(config: TrainConfig, run_dir: str) -> bool:
 
 
 def finish_run_dir(run_dir: str) -> None:
-    """Deletes what a complete run no longer needs: backup, checkpoints, a replaced run."""
+    """Deletes what a complete run no longer needs: backup, checkpoints, a replaced run.
+
+    `precision.json` goes too: run.json holds the same record.
+    """
     for path in (
         os.path.join(run_dir, "backup"),
         os.path.join(run_dir, "checkpoints"),
         replaced_path(run_dir),
     ):
         shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(run_dir, kc_precision.RECORD_FILE))
 
 
 # ----------------------------------------------------------------------------
@@ -645,7 +650,9 @@ def _train_locked(
         _compile(model, config, steps_per_epoch, jit_compile, precision["precision"])
 
     backup = kc_callbacks.AtomicBackupAndRestore(paths["backup"])
+    timer = kc_callbacks.EpochTimer()  # first: its epoch end is the epoch's end
     callbacks = [
+        timer,
         backup,
         distribute.SameEpochOnAllWorkers(dist, backup, config.epochs),
         kc_callbacks.EpochCounter(epoch_variable),
@@ -716,6 +723,7 @@ def _train_locked(
         "test_accuracy_without_tta": without_tta,
         "wall_time_s": round(time.time() - start, 2),
         "fit_time_s": round(fit_time, 2),
+        "epoch_timing": timer.timing,
         "resumed": resuming,
         "jit_compile": jit_compile,
         "precision": precision,
