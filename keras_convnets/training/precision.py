@@ -138,7 +138,7 @@ def measure_step_ms(
 
 def resolve(
     requested: str,
-    run_dir: str,
+    run_dir: str | None,
     resuming: bool,
     measure: Callable[[], dict[str, float]],
     batch_size: int,
@@ -149,7 +149,8 @@ def resolve(
 
     Args:
         requested: str. The config's precision, one of `CHOICES`.
-        run_dir: str. The run folder (exists; its lock is held).
+        run_dir: str or None. The run folder (exists; its lock is held);
+            None records nothing (benchmarks).
         resuming: bool. Whether the run is being resumed: a recorded choice
             is then reused, never measured again.
         measure: function `() -> {"fp32": ms, "bf16": ms}` that times the
@@ -163,10 +164,10 @@ def resolve(
         where `how` is `given`, `recorded` (from an earlier start of this
         run), `gpu`, `multi-worker` or `measured`.
     """
-    path = os.path.join(run_dir, RECORD_FILE)
+    path = os.path.join(run_dir, RECORD_FILE) if run_dir else None
     if requested != "auto":
         record = {"requested": requested, "precision": requested, "how": "given"}
-    elif resuming and os.path.isfile(path):
+    elif resuming and path and os.path.isfile(path):
         record = _read_record(path, requested)
         if record is not None:
             return record
@@ -188,7 +189,8 @@ def resolve(
                 "bf16_margin": BF16_MARGIN,
                 "measure_s": round(time.perf_counter() - start, 2),
             }
-    io.atomic_write_json(path, record)
+    if path:
+        io.atomic_write_json(path, record)
     return record
 
 
