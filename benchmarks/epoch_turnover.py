@@ -120,13 +120,60 @@ class Marker(keras.callbacks.Callback):
         self.p.events.append((self.p.now(), "epoch_end", epoch))
 
 
+def _instrument_iterator(profile):
+    """Times, in `fit`'s training epoch iterator, the creation of each epoch's
+    dataset iterator and the first `next()` on it (the first batch ready)."""
+    from keras.src.backend.tensorflow.trainer import TFEpochIterator
+
+    original_get, original_next = (
+        TFEpochIterator._get_iterator,
+        TFEpochIterator.__next__,
+    )
+
+    class Timed:
+        def __init__(self, iterable):
+            self.iterable = iterable
+
+        def __iter__(self):
+            start = time.perf_counter()
+            iterator = iter(self.iterable)
+            profile.events.append(
+                (profile.now(), "iterator_created", time.perf_counter() - start)
+            )
+            profile.first_next = True
+            return iterator
+
+    def get_iterator(self):
+        return Timed(original_get(self))
+
+    def next_(self):
+        start = time.perf_counter()
+        result = original_next(self)
+        if getattr(profile, "first_next", False):
+            profile.first_next = False
+            profile.events.append(
+                (profile.now(), "first_batch", time.perf_counter() - start)
+            )
+        return result
+
+    TFEpochIterator._get_iterator = get_iterator
+    TFEpochIterator.__next__ = next_
+
+
 def summarize(profile, epochs):
     """Per-epoch breakdown of the turnover into its parts."""
     by = {}
     steps = {}
+    pending = {}
     for t, kind, detail in profile.events:
         if kind == "gc":
             continue
+        if kind in ("iterator_created", "first_batch"):
+            pending[kind] = detail  # belongs to the next first_step
+            continue
+        if kind == "first_step":
+            by.setdefault(detail, {}).update({f"{k}_s": v for k, v in pending.items()})
+            pending = {}
         if kind == "step":
             steps.setdefault(detail, []).append(t)
             by.setdefault(detail, {})["last_step"] = t
@@ -168,6 +215,10 @@ def summarize(profile, epochs):
                 "epoch_begin_to_first_step_s": round(
                     nxt["first_step"] - nxt["epoch_begin"], 3
                 ),
+                # Parts of it: iter() of the dataset, and next() (first batch
+                # ready; includes waiting for the pipeline's start).
+                "iterator_creation_s": round(nxt.get("iterator_created_s", -1), 3),
+                "first_batch_s": round(nxt.get("first_batch_s", -1), 3),
                 "slow_hooks": slow_hooks,
                 "gc": gcs,
             }
@@ -181,6 +232,8 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--train-fraction", type=float, default=0.3)
     parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--model", help="another registry model (smaller: faster)")
+    parser.add_argument("--tta", help="e.g. none: a shorter final evaluation")
     parser.add_argument("--out", default="benchmarks/results/epoch_turnover.json")
     args = parser.parse_args(argv)
 
@@ -198,6 +251,7 @@ def main(argv=None):
         return original_fit(self, *a, callbacks=[Marker(profile), *callbacks], **kw)
 
     keras.Model.fit = fit
+    _instrument_iterator(profile)
     workdir = tempfile.mkdtemp(prefix="turnover-")
     flags = {
         "recipe": args.recipe,
@@ -207,6 +261,10 @@ def main(argv=None):
         "workdir": workdir,
         "run_name": "profile",
     }
+    if args.model:
+        flags.update(model=args.model, model_kwargs={})
+    if args.tta:
+        flags["tta"] = args.tta
     record = train_and_evaluate(resolve_config({}, flags), verbose=2)
     keras.Model.fit = original_fit
     rows, step_ms = summarize(profile, args.epochs)
@@ -231,7 +289,9 @@ def main(argv=None):
             f"after epoch {r['after_epoch']}: turnover {r['turnover_s']:.2f} s "
             f"(validation {r['validation_s']:.2f} s before it; epoch_end callbacks "
             f"{r['epoch_end_callbacks_s']:.2f} s, epoch_begin -> first step "
-            f"{r['epoch_begin_to_first_step_s']:.2f} s) slow hooks: "
+            f"{r['epoch_begin_to_first_step_s']:.2f} s: iter() "
+            f"{r['iterator_creation_s']:.2f} s, first batch {r['first_batch_s']:.2f} s)"
+            f" slow hooks: "
             f"{[(h['callback'], h['hook'], h['s']) for h in r['slow_hooks']]} "
             f"gc: {r['gc']}"
         )
