@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import statistics
 import sys
@@ -57,6 +58,7 @@ class Profile:
         self.epoch = -1
         self.batch = -1
         self._gc_start = None
+        self.traces = []
 
     def now(self):
         return time.perf_counter() - self.t0
@@ -120,6 +122,37 @@ class Marker(keras.callbacks.Callback):
         self.p.events.append((self.p.now(), "epoch_end", epoch))
 
 
+def _set_data_pool(size):
+    """Runs the training pipeline on a private tf.data pool of `size` threads
+    (0: TensorFlow's shared pool)."""
+    import tensorflow as tf
+
+    from keras_convnets.training import train as train_module
+
+    original = train_module.make_datasets
+
+    def make_datasets(config, epoch=None):
+        train, *rest = original(config, epoch)
+        options = tf.data.Options()
+        options.threading.private_threadpool_size = size
+        return (train.with_options(options), *rest)
+
+    train_module.make_datasets = make_datasets
+
+
+def _count_traces(model, profile):
+    """`train_step`/`test_step` run in Python only while TensorFlow traces the
+    train/test function: each call is a (re)trace."""
+    for name in ("train_step", "test_step"):
+        original = getattr(model, name)
+
+        def traced(*args, _original=original, _name=name, **kwargs):
+            profile.events.append((profile.now(), "trace", _name))
+            return _original(*args, **kwargs)
+
+        setattr(model, name, traced)
+
+
 def _instrument_iterator(profile):
     """Times, in `fit`'s training epoch iterator, the creation of each epoch's
     dataset iterator and the first `next()` on it (the first batch ready)."""
@@ -167,6 +200,9 @@ def summarize(profile, epochs):
     pending = {}
     for t, kind, detail in profile.events:
         if kind == "gc":
+            continue
+        if kind == "trace":
+            profile.traces.append((t, detail))
             continue
         if kind in ("iterator_created", "first_batch"):
             pending[kind] = detail  # belongs to the next first_step
@@ -219,6 +255,11 @@ def summarize(profile, epochs):
                 # ready; includes waiting for the pipeline's start).
                 "iterator_creation_s": round(nxt.get("iterator_created_s", -1), 3),
                 "first_batch_s": round(nxt.get("first_batch_s", -1), 3),
+                "traces": [
+                    name
+                    for t, name in profile.traces
+                    if cur["last_step"] <= t <= nxt["first_step"]
+                ],
                 "slow_hooks": slow_hooks,
                 "gc": gcs,
             }
@@ -234,6 +275,19 @@ def main(argv=None):
     parser.add_argument("--precision", default="fp32")
     parser.add_argument("--model", help="another registry model (smaller: faster)")
     parser.add_argument("--tta", help="e.g. none: a shorter final evaluation")
+    parser.add_argument(
+        "--set",
+        default="{}",
+        metavar="JSON",
+        help='other config fields, e.g. \'{"augment": "none"}\'',
+    )
+    parser.add_argument(
+        "--data-pool",
+        type=int,
+        default=None,
+        help="tf.data private_threadpool_size for the training pipeline "
+        "(default: what make_datasets sets)",
+    )
     parser.add_argument("--out", default="benchmarks/results/epoch_turnover.json")
     args = parser.parse_args(argv)
 
@@ -248,10 +302,13 @@ def main(argv=None):
     def fit(self, *a, callbacks=None, **kw):
         callbacks = list(callbacks or [])
         profile.instrument(callbacks)
+        _count_traces(self, profile)
         return original_fit(self, *a, callbacks=[Marker(profile), *callbacks], **kw)
 
     keras.Model.fit = fit
     _instrument_iterator(profile)
+    if args.data_pool is not None:
+        _set_data_pool(args.data_pool)
     workdir = tempfile.mkdtemp(prefix="turnover-")
     flags = {
         "recipe": args.recipe,
@@ -265,6 +322,7 @@ def main(argv=None):
         flags.update(model=args.model, model_kwargs={})
     if args.tta:
         flags["tta"] = args.tta
+    flags.update(json.loads(args.set))
     record = train_and_evaluate(resolve_config({}, flags), verbose=2)
     keras.Model.fit = original_fit
     rows, step_ms = summarize(profile, args.epochs)
@@ -272,6 +330,7 @@ def main(argv=None):
     result = {
         "benchmark": "epoch_turnover",
         "flags": flags,
+        "data_pool": args.data_pool,
         "precision": record.get("precision"),
         "steady_step_ms_median": round(step_ms, 1) if step_ms else None,
         "turnover_s_median": round(statistics.median(turnovers), 3)
@@ -291,7 +350,7 @@ def main(argv=None):
             f"{r['epoch_end_callbacks_s']:.2f} s, epoch_begin -> first step "
             f"{r['epoch_begin_to_first_step_s']:.2f} s: iter() "
             f"{r['iterator_creation_s']:.2f} s, first batch {r['first_batch_s']:.2f} s)"
-            f" slow hooks: "
+            f" traces: {r['traces']} slow hooks: "
             f"{[(h['callback'], h['hook'], h['s']) for h in r['slow_hooks']]} "
             f"gc: {r['gc']}"
         )
