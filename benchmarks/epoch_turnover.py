@@ -140,6 +140,18 @@ def _set_data_pool(size):
     train_module.make_datasets = make_datasets
 
 
+def _set_augment_jit(jit):
+    from keras_convnets.data import augment
+
+    original = augment.augment_dataset
+
+    def augment_dataset(*args, **kwargs):
+        kwargs["jit_compile"] = jit
+        return original(*args, **kwargs)
+
+    augment.augment_dataset = augment_dataset
+
+
 def _count_traces(model, profile):
     """`train_step`/`test_step` run in Python only while TensorFlow traces the
     train/test function: each call is a (re)trace."""
@@ -264,7 +276,7 @@ def summarize(profile, epochs):
                 "gc": gcs,
             }
         )
-    return rows, (statistics.median(step_ms) if step_ms else None)
+    return rows, step_ms
 
 
 def main(argv=None):
@@ -280,6 +292,12 @@ def main(argv=None):
         default="{}",
         metavar="JSON",
         help='other config fields, e.g. \'{"augment": "none"}\'',
+    )
+    parser.add_argument(
+        "--augment-jit",
+        choices=("true", "false"),
+        help="XLA for the augmentation in the training pipeline (default: "
+        "what make_datasets does)",
     )
     parser.add_argument(
         "--data-pool",
@@ -309,6 +327,8 @@ def main(argv=None):
     _instrument_iterator(profile)
     if args.data_pool is not None:
         _set_data_pool(args.data_pool)
+    if args.augment_jit is not None:
+        _set_augment_jit(args.augment_jit == "true")
     workdir = tempfile.mkdtemp(prefix="turnover-")
     flags = {
         "recipe": args.recipe,
@@ -331,8 +351,15 @@ def main(argv=None):
         "benchmark": "epoch_turnover",
         "flags": flags,
         "data_pool": args.data_pool,
+        "augment_jit": args.augment_jit,
         "precision": record.get("precision"),
-        "steady_step_ms_median": round(step_ms, 1) if step_ms else None,
+        "steady_step_ms_median": round(statistics.median(step_ms), 1)
+        if step_ms
+        else None,
+        # A stall inside an epoch too would point at the machine, not fit.
+        "steady_step_ms_max": round(max(step_ms), 1) if step_ms else None,
+        "steady_steps_over_1s": sum(ms > 1000 for ms in step_ms),
+        "steady_steps": len(step_ms),
         "turnover_s_median": round(statistics.median(turnovers), 3)
         if turnovers
         else None,
@@ -354,7 +381,11 @@ def main(argv=None):
             f"{[(h['callback'], h['hook'], h['s']) for h in r['slow_hooks']]} "
             f"gc: {r['gc']}"
         )
-    print(f"steady step {result['steady_step_ms_median']} ms; wrote {args.out}")
+    print(
+        f"steady step {result['steady_step_ms_median']} ms (max "
+        f"{result['steady_step_ms_max']} ms, {result['steady_steps_over_1s']} of "
+        f"{result['steady_steps']} over 1 s); wrote {args.out}"
+    )
 
 
 if __name__ == "__main__":
