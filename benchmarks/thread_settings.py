@@ -55,7 +55,7 @@ def worker(setting, recipe, precision, train_fraction, steps):
     import keras
 
     from keras_convnets.training.config import get_recipe
-    from keras_convnets.training.train import _compile, build_model, make_datasets
+    from keras_convnets.training.train import _compile_model, build_model, make_datasets
 
     config = get_recipe(recipe)
     from dataclasses import replace
@@ -71,7 +71,7 @@ def worker(setting, recipe, precision, train_fraction, steps):
             options.threading.max_intra_op_parallelism = data_intra
         train = train.with_options(options)
     model = build_model(config, info, precision)
-    _compile(model, config, 100, False, precision)
+    _compile_model(model, config, 100, False, precision)
     model.fit(train.take(3), epochs=1, verbose=0)  # trace, warm up
 
     class Steps(keras.callbacks.Callback):

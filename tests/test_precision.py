@@ -143,10 +143,10 @@ def test_fp16_trains_with_dynamic_loss_scaling(small_fashion_dir, tmp_path):
     config = _config(tmp_path, small_fashion_dir, precision="fp16")
     model = build_model(config, TINY_INFO)
     assert model.dtype_policy.name == "float32"  # why Keras would not wrap it
-    train_module._compile(model, config, 10, False, "fp16")
+    train_module._compile_model(model, config, 10, False, "fp16")
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     fp32 = build_model(config, TINY_INFO, "fp32")
-    train_module._compile(fp32, config, 10, False, "fp32")
+    train_module._compile_model(fp32, config, 10, False, "fp32")
     assert not isinstance(fp32.optimizer, keras.optimizers.LossScaleOptimizer)
 
 
@@ -157,7 +157,7 @@ def test_a_real_measurement_gives_a_time_per_precision(small_fashion_dir, tmp_pa
 
     def build(precision):
         model = build_model(config, TINY_INFO, precision)
-        train_module._compile(model, config, 10, False, precision)
+        train_module._compile_model(model, config, 10, False, precision)
         return model
 
     ms = kc_precision.measure_step_ms(build, (x, y), warmup_steps=1, timed_steps=2)

@@ -128,8 +128,7 @@ class CellHyperModel(keras_tuner.HyperModel):
         return Genotype.from_hyperparameters(hp, blocks=self.blocks)
 
     def build(self, hp) -> keras.Model:
-        from keras_convnets.training.config import TrainConfig
-        from keras_convnets.training.train import build_optimizer
+        from keras_convnets.training.optim import build_optimizer
 
         genotype = self.genotype(hp)
         cells = _choice_or_fixed(hp, "cells", self.cells)
@@ -148,15 +147,16 @@ class CellHyperModel(keras_tuner.HyperModel):
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = momentum
-        config = TrainConfig(
-            epochs=self.epochs,
+        optimizer = build_optimizer(
             learning_rate=learning_rate,
+            epochs=self.epochs,
+            steps_per_epoch=self.steps_per_epoch,
             weight_decay=self.weight_decay,
             # A short proxy cannot spare a whole epoch of warmup.
             warmup_epochs=min(1.0, self.epochs / 5),
         )
         model.compile(
-            optimizer=build_optimizer(config, self.steps_per_epoch),
+            optimizer=optimizer,
             loss=keras.losses.CategoricalCrossentropy(),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
             jit_compile=self.jit_compile and not self.run_eagerly,
