@@ -46,8 +46,9 @@ RECORD_FILE = "precision.json"
 # bf16 is kept only when its step takes at most this fraction of fp32's: a
 # difference within timing noise goes to fp32, the more accurate of equals.
 BF16_MARGIN = 0.9
-# Steps untimed (the first traces the train function), then timed, per precision.
-WARMUP_STEPS = 2
+# Steps untimed (the first traces the train function and sets up oneDNN's
+# kernels; later calls reuse both), then timed, per precision.
+WARMUP_STEPS = 1
 TIMED_STEPS = 5
 # Timing stops early once a precision has used this many seconds of timed steps
 # (a very slow bf16 needs no five steps to lose).
