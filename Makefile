@@ -50,7 +50,7 @@ $(VENV)/.installed-bench: pyproject.toml | $(STAMP)
 	touch $@
 
 bench: install data $(VENV)/.installed-bench
-	@for script in benchmarks/*.py; do \
+	@for script in benchmarks/[!_]*.py; do \
 	  echo "== $$script"; $(PY) $$script $(BENCH_ARGS) || exit 1; \
 	done
 

@@ -26,18 +26,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks._machine import machine_info  # noqa: E402
 from keras_convnets.data import augment  # noqa: E402
 
 BATCH = 256
@@ -318,16 +319,7 @@ def main(argv=None):
             "placement": "tf.data map after batch, AUTOTUNE, prefetch 2",
             "ours_compiled_with": "tf.function(jit_compile=True)",
         },
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "load_average": list(os.getloadavg()),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "keras_cv": keras_cv_version,
-            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-        },
+        "machine": {**machine_info(), "keras_cv": keras_cv_version},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

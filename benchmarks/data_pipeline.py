@@ -31,15 +31,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks._machine import machine_info  # noqa: E402
 from keras_convnets.data import datasets  # noqa: E402
 from keras_convnets.data.idx import read_idx_pair  # noqa: E402
 
@@ -195,11 +196,7 @@ def main(argv=None):
         "rounds": rounds,
         "rows": rows,
         "ratios": ratios,
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "tensorflow": tf.__version__,
-        },
+        "machine": machine_info(),
     }
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:

@@ -44,6 +44,8 @@ from dataclasses import replace
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks._machine import machine_info  # noqa: E402
+
 SIZES = {
     "quick": dict(
         seeds=3,
@@ -481,7 +483,7 @@ def main(argv=None):
             "keras_tuner": keras_tuner.__version__,
             "python": platform.python_version(),
         },
-        "cpus": os.cpu_count(),
+        "machine": machine_info(),
         "nice": os.nice(0),
         "load_average_at_start": os.getloadavg(),
     }

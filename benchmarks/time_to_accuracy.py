@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -84,6 +83,9 @@ def run_seeds(recipe, seeds, workdir, extra, fresh=False):
                 "validation_accuracy": record["validation_accuracy"],
                 "best_epoch": record["best_epoch"],
                 "params": record["params"],
+                "precision": record.get("precision"),
+                # Issue 19: on_epoch_end to the next epoch's first finished step.
+                "epoch_turnover_s": record.get("epoch_timing", {}).get("turnover_s"),
                 "load_average_after": os.getloadavg(),
             }
         )
@@ -99,9 +101,18 @@ def run_seeds(recipe, seeds, workdir, extra, fresh=False):
             "max": round(max(values), 4),
         }
 
+    turnovers = [t for r in rows for t in (r["epoch_turnover_s"] or [])]
     return {
         "recipe": recipe,
         "runs": rows,
+        "epoch_turnover_s": {
+            "median": round(statistics.median(turnovers), 3),
+            "max": max(turnovers),
+            "over_1s": sum(t > 1 for t in turnovers),
+            "count": len(turnovers),
+        }
+        if turnovers
+        else None,
         "wall_s": stats("wall_s"),
         "test_accuracy": stats("test_accuracy"),
         "test_accuracy_without_tta": stats("test_accuracy_without_tta"),
@@ -150,6 +161,7 @@ def race(recipe_name, target, peer_epochs, overrides=None, peer=True):
         build_model,
         build_optimizer,
         make_datasets,
+        resolve_precision,
     )
 
     test_ds, info = load_dataset(
@@ -161,8 +173,11 @@ def race(recipe_name, target, peer_epochs, overrides=None, peer=True):
     # Ours: the recipe as `train` builds it (data pipeline, model, optimizer).
     config = replace(get_recipe(recipe_name), tensorboard_images=0, **(overrides or {}))
     keras.utils.set_random_seed(config.seed)
-    train, val, _, info = make_datasets(config)
-    model = build_model(config, info)
+    datasets = make_datasets(config)
+    train, val, _, info = datasets
+    precision = resolve_precision(config, datasets)  # `auto`: as `train` decides
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config, info, precision["precision"])
     steps = -(-info.sizes["train"] // config.batch_size)
     model.compile(
         optimizer=build_optimizer(config, steps),
@@ -173,34 +188,16 @@ def race(recipe_name, target, peer_epochs, overrides=None, peer=True):
     )
     ours = _race_one("ours", model, {"x": train}, config.epochs, test, target)
     ours.update(
-        recipe=recipe_name, overrides=overrides or {}, params=int(model.count_params())
+        recipe=recipe_name,
+        overrides=overrides or {},
+        params=int(model.count_params()),
+        precision=precision,
     )
     if not peer:
         return {"target_test_accuracy": target, "ours": ours}
 
-    # The peer: keras.io's simple MNIST convnet, verbatim but for the data.
     keras.backend.clear_session()
-    keras.utils.set_random_seed(0)
-    full, _ = load_dataset("fashion_mnist", "train", batch_size=60000, shuffle=False)
-    x_train, y_train = next(iter(full))
-    x_train = x_train.numpy()
-    y_train = keras.utils.to_categorical(y_train.numpy(), 10)
-    layers = keras.layers
-    peer = keras.Sequential(
-        [
-            keras.Input(shape=(28, 28, 1)),
-            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
-            layers.MaxPooling2D(pool_size=(2, 2)),
-            layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
-            layers.MaxPooling2D(pool_size=(2, 2)),
-            layers.Flatten(),
-            layers.Dropout(0.5),
-            layers.Dense(10, activation="softmax"),
-        ]
-    )
-    peer.compile(
-        loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"]
-    )
+    peer, x_train, y_train = keras_example()
     theirs = _race_one(
         "keras_example",
         peer,
@@ -222,11 +219,125 @@ def race(recipe_name, target, peer_epochs, overrides=None, peer=True):
     }
 
 
+def keras_example(limit=None):
+    """keras.io's simple MNIST convnet, verbatim but for the data (Fashion-MNIST).
+
+    Returns `(compiled model, x_train, one-hot y_train)`, seeded with 0;
+    `limit` keeps the first images only (smoke runs).
+    """
+    import keras
+
+    from keras_convnets import load_dataset
+
+    keras.utils.set_random_seed(0)
+    full, _ = load_dataset("fashion_mnist", "train", batch_size=60000, shuffle=False)
+    x_train, y_train = next(iter(full))
+    x_train = x_train.numpy()[:limit]
+    y_train = keras.utils.to_categorical(y_train.numpy()[:limit], 10)
+    layers = keras.layers
+    peer = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+            layers.MaxPooling2D(pool_size=(2, 2)),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+    peer.compile(
+        loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"]
+    )
+    return peer, x_train, y_train
+
+
+def command_vs_example(workdir, train_args, peer_epochs, limit=None):
+    """`make train`'s whole `keras-convnets train` command against the Keras
+    example's `peer_epochs` epochs (its `fit` and `evaluate`), in one run.
+
+    Ours is a subprocess, timed from launch to exit (interpreter and
+    TensorFlow start-up, data, training, model selection, saving, test);
+    theirs is timed in this process from building the model to the end of its
+    test evaluation (its start-up is not counted), so the ratio is
+    conservative for us.
+    """
+    import keras
+
+    from keras_convnets import load_dataset
+
+    command = [
+        sys.executable,
+        "-m",
+        "keras_convnets",
+        "train",
+        "--workdir",
+        workdir,
+        "--run-name",
+        "make-train",
+        "--overwrite",
+        *train_args,
+    ]
+    start = time.time()
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    ours_s = time.time() - start
+    if done.returncode != 0:
+        raise SystemExit(f"keras-convnets train failed:\n{done.stderr[-3000:]}")
+    with open(os.path.join(workdir, "make-train", "run.json")) as f:
+        record = json.load(f)
+    print(f"command: keras-convnets train {ours_s:.1f} s", flush=True)
+
+    keras.backend.clear_session()
+    start = time.perf_counter()
+    peer, x_train, y_train = keras_example(limit)
+    peer.fit(
+        x_train,
+        y_train,
+        batch_size=128,
+        epochs=peer_epochs,
+        validation_split=0.1,
+        verbose=0,
+    )
+    test_ds, _ = load_dataset("fashion_mnist", "test", batch_size=1024, shuffle=False)
+    import numpy as np
+
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in test_ds])
+    x_test, y_test = np.concatenate(xs), np.concatenate(ys)
+    _, peer_accuracy = peer.evaluate(
+        x_test, keras.utils.to_categorical(y_test, 10), verbose=0
+    )
+    peer_s = time.perf_counter() - start
+    print(f"command: Keras example {peer_epochs} epochs {peer_s:.1f} s", flush=True)
+    return {
+        "ours": {
+            "command": "keras-convnets train " + " ".join(train_args),
+            "wall_s": round(ours_s, 1),
+            "fit_s": record["fit_time_s"],
+            "test_accuracy": record["test_accuracy"],
+            "precision": record.get("precision"),
+            "epoch_turnover_s": record.get("epoch_timing", {}).get("turnover_s"),
+        },
+        "keras_example": {
+            "epochs": peer_epochs,
+            "train_images": int(len(x_train)),
+            "wall_s": round(peer_s, 1),
+            "test_accuracy": round(float(peer_accuracy), 4),
+        },
+        "ours_over_example_wall": round(ours_s / peer_s, 3),
+        "load_average_after": list(os.getloadavg()),
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipe", default="fast")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--parts", default="seeds,race")
+    parser.add_argument(
+        "--parts",
+        default="seeds,race,command",
+        help="seeds, race, command (make train's command / the Keras example)",
+    )
     parser.add_argument("--target", type=float, default=0.90)
     parser.add_argument("--peer-epochs", type=int, default=15)
     parser.add_argument(
@@ -240,6 +351,12 @@ def main(argv=None):
         help="config fields changed for our side of the race, e.g. '{\"epochs\": 3}'",
     )
     parser.add_argument("--no-peer", action="store_true", help="race ours only")
+    parser.add_argument(
+        "--peer-limit",
+        type=int,
+        help="command part: train the Keras example on the first N images only "
+        "(smoke runs; pass e.g. `-- --train-fraction 0.05` for ours)",
+    )
     parser.add_argument(
         "--fresh",
         action="store_true",
@@ -259,7 +376,11 @@ def main(argv=None):
         with open(args.out) as f:
             previous = json.load(f)
         result.update(
-            {k: v for k, v in previous.items() if k == "seeds" or k.startswith("race")}
+            {
+                k: v
+                for k, v in previous.items()
+                if k in ("seeds", "command") or k.startswith("race")
+            }
         )
     parts = args.parts.split(",")
     with tempfile.TemporaryDirectory() as tmp:
@@ -274,16 +395,13 @@ def main(argv=None):
             result[key] = race(
                 args.recipe, args.target, args.peer_epochs, overrides, not args.no_peer
             )
-    import keras
-    import tensorflow as tf
+        if "command" in parts:
+            result["command"] = command_vs_example(
+                args.workdir or tmp, args.train_args, args.peer_epochs, args.peer_limit
+            )
+    from benchmarks._machine import machine_info
 
-    result["machine"] = {
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "load_average_at_end": os.getloadavg(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }
+    result["machine"] = machine_info()
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     atomic_write_json(args.out, result)
     if "seeds" in result:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 from dataclasses import replace
@@ -36,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks._machine import machine_info  # noqa: E402
 from keras_convnets.models.flops import count_flops  # noqa: E402
 from keras_convnets.training.config import get_recipe  # noqa: E402
 from keras_convnets.training.io import atomic_write_json  # noqa: E402
@@ -204,13 +204,7 @@ def main(argv=None):
             "bf16_over_fp32_at_least": 2.5,
             "fp32_fraction_of_conv_peak_at_least": 0.5,
         },
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
-        },
+        "machine": machine_info(),
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     atomic_write_json(args.out, result)

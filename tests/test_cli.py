@@ -217,6 +217,7 @@ def test_diverging_run_stops_with_a_clear_error(tmp_path, small_fashion_dir):
             ["takes no argument 'dropot' (did you mean 'dropout'?)"],
         ),
         (["train", "--optimizer", "lbfgs"], ["invalid choice: 'lbfgs'"]),
+        (["train", "--precision", "fp64"], ["invalid choice: 'fp64'"]),
         (
             ["train", "--config", "missing.yaml"],
             ["Config file not found: missing.yaml"],

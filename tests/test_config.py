@@ -26,7 +26,7 @@ def test_defaults_are_the_default_recipe():
 def test_the_cli_runs_the_fast_recipe_unless_told_otherwise(tmp_path):
     assert CLI_DEFAULT_RECIPE == "fast"
     config = resolve_config({}, {}, default_recipe=CLI_DEFAULT_RECIPE)
-    assert config.recipe == "fast" and config.precision == "bf16"
+    assert config.recipe == "fast" and config.precision == "auto"
     assert config.tta == "flip" and config.model_kwargs == {"batch_norm": False}
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"recipe": "quick"}))
@@ -38,7 +38,10 @@ def test_the_long_recipe_is_the_fast_recipe_on_resnet9_for_longer():
     fast, long = get_recipe("fast"), get_recipe("long")
     assert (long.model, long.model_kwargs) == ("resnet9", {"width": 32})
     assert long.epochs > fast.epochs and long.augment == "erasing"
-    assert (long.precision, long.tta, long.optimizer) == ("bf16", "flip", "adamw")
+    assert (long.precision, long.tta, long.optimizer) == ("auto", "flip", "adamw")
+    # The preferred precision is a default: a flag forces another.
+    forced = resolve_config({}, {"recipe": "long", "precision": "bf16"})
+    assert forced.precision == "bf16"
     assert resolve_config({}, {"recipe": "long", "epochs": 2}).epochs == 2
 
 
@@ -105,6 +108,10 @@ def test_missing_config_file(tmp_path):
         ({"validation_fraction": 1.0}, "validation_fraction must be in"),
         ({"optimizer": "lbfgs"}, "optimizer must be one of"),
         ({"schedule": "step"}, "schedule must be one of"),
+        (
+            {"precision": "fp64"},
+            r"precision must be one of auto, fp32, bf16, fp16.*precision='fp64'",
+        ),
         ({"recipe": "slow"}, "Unknown recipe 'slow'"),
         (
             {"augment": "jitter"},
@@ -184,7 +191,9 @@ def test_config_files_are_bounded_before_reading(tmp_path, monkeypatch):
     monkeypatch.setattr(config_module, "MAX_CONFIG_FILE_BYTES", 100)
     path = tmp_path / "c.yaml"
     path.write_text("epochs: 3\n" * 20)
-    with pytest.raises(UserInputError, match="200 bytes, more than the 100 a config file can be"):
+    with pytest.raises(
+        UserInputError, match="200 bytes, more than the 100 a config file can be"
+    ):
         read_config_file(str(path))
 
 

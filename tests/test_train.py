@@ -49,6 +49,15 @@ def test_train_writes_a_complete_run(tmp_path, small_fashion_dir):
     assert on_disk["history"]["epoch"] == [1, 2]
     assert len(on_disk["history"]["val_accuracy"]) == 2
     assert on_disk["versions"]["keras"] == keras.__version__
+    assert on_disk["precision"] == {
+        "requested": "fp32",
+        "precision": "fp32",
+        "how": "given",
+    }
+    # Issue 19's epoch turnover, timed in every run: 2 epochs, 1 turnover.
+    timing = on_disk["epoch_timing"]
+    assert len(timing["first_step_s"]) == len(timing["validation_s"]) == 2
+    assert len(timing["turnover_s"]) == 1 and timing["turnover_s"][0] > 0
     assert json.loads((run / "config.json").read_text()) == on_disk["config"]
     # The saved model alone reproduces the reported test accuracy.
     result = evaluate(str(run))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 
 import keras
 import numpy as np
@@ -267,3 +268,49 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         for name in os.listdir(self.backup_dir):
             if name.endswith(".weights.h5") and name not in keep:
                 os.remove(os.path.join(self.backup_dir, name))
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Times each epoch's turnover: from `on_epoch_end` to the next first step.
+
+    Issue 19 saw epochs begin with a stall of 4-40 s before their first step
+    finished. Placed first in the callback list, this records per epoch (of
+    this process): `turnover_s` (the previous epoch's `on_epoch_end` to this
+    epoch's first finished step: the other callbacks' epoch-end work, the new
+    iterator, the first step), `first_step_s` (`on_epoch_begin` to the first
+    finished step) and `validation_s` (the validation pass). It waits for the
+    first step's loss once per epoch; nothing else is synchronized.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.timing = {"turnover_s": [], "first_step_s": [], "validation_s": []}
+        self._epoch_end = None
+        self._epoch_begin = None
+        self._test_begin = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_begin = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._epoch_begin is None:
+            return
+        loss = (logs or {}).get("loss")
+        if loss is not None:
+            float(loss)  # the step has finished
+        now = time.perf_counter()
+        self.timing["first_step_s"].append(round(now - self._epoch_begin, 3))
+        if self._epoch_end is not None:
+            self.timing["turnover_s"].append(round(now - self._epoch_end, 3))
+        self._epoch_begin = None
+
+    def on_test_begin(self, logs=None):
+        self._test_begin = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        if self._test_begin is not None:
+            elapsed = time.perf_counter() - self._test_begin
+            self.timing["validation_s"].append(round(elapsed, 3))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._epoch_end = time.perf_counter()

@@ -59,7 +59,8 @@ def _short(value, limit: int = 120) -> str:
     return text if len(text) <= limit else text[:limit] + "...'"
 
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+# `auto` times fp32 and bf16 at the start of a run (`training.precision`).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 SCHEDULES = ("constant", "cosine", "one-cycle")
 # Test-time augmentation policies (`keras_convnets.models.tta.TTA_POLICIES`).
 TTA_POLICIES = ("none", "flip")
@@ -134,7 +135,10 @@ class TrainConfig:
     # (average of the image's and its mirror image's predictions).
     tta: str = "none"
     # Compute precision: fp32, or mixed bf16 / fp16 (variables and the softmax
-    # output stay float32; fp16 gets dynamic loss scaling).
+    # output stay float32; fp16 gets dynamic loss scaling), or auto: on CPUs
+    # the faster of fp32 and bf16 timed on the run's model when it starts, on
+    # GPUs bf16 from compute capability 8.0, else fp16 (`training.precision`).
+    # A recipe's value is what it prefers; a flag or file forces another.
     precision: str = "fp32"
     # XLA compilation of the train step; None: on for GPU/TPU, off on CPU
     # (where XLA was measured slower than oneDNN).
@@ -321,9 +325,10 @@ def quick() -> TrainConfig:
 def fast() -> TrainConfig:
     """What `keras-convnets train` and `make train` run: ~94% in ~7 min on 2 CPU cores.
 
-    simple_cnn without BatchNorm in mixed bfloat16 (BatchNorm cost half the
-    step in fp32 and most of it in bf16 on the AVX-512/AMX CPU this was tuned
-    on), random horizontal flips, AdamW (decoupled weight decay 0.05) with
+    simple_cnn without BatchNorm (BatchNorm cost half the step in fp32 and
+    most of it in bf16 on the AVX-512/AMX CPU this was tuned on), precision
+    `auto` (bf16 where the machine runs it faster, as that CPU did; fp32 on
+    CPUs without bf16 hardware), random horizontal flips, AdamW (decoupled weight decay 0.05) with
     cosine decay over 20 epochs, and flip test-time augmentation saved inside
     model.keras. README "Results" lists the levers tried and what each did.
     """
@@ -331,7 +336,7 @@ def fast() -> TrainConfig:
         default(),
         recipe="fast",
         model_kwargs={"batch_norm": False},
-        precision="bf16",
+        precision="auto",
         augment="flip",
         epochs=20,
         weight_decay=0.05,
@@ -344,8 +349,8 @@ def long() -> TrainConfig:
     """The longer preset: 95.19% / 95.12% Fashion-MNIST test (seeds 0 / 1; README "Results").
 
     The Myrtle.ai ResNet-9 at half width (1.65M weights; its max-pools come
-    before the BatchNorms, so BatchNorm stays cheap on CPUs) in mixed
-    bfloat16, flip + translation by 1/8 + random erasing, label smoothing
+    before the BatchNorms, so BatchNorm stays cheap on CPUs), precision
+    `auto` as in `fast`, flip + translation by 1/8 + random erasing, label smoothing
     0.1, AdamW (weight decay 0.05) with cosine decay over 30 epochs, flip
     test-time augmentation saved inside model.keras.
     """

@@ -176,6 +176,8 @@ _COMPILE_OBJECTS = frozenset(
         ("keras.optimizers", "Adam"),
         ("keras.optimizers", "AdamW"),
         ("keras.optimizers", "SGD"),
+        # fp16 runs: dynamic loss scaling around one of the above.
+        ("keras.optimizers", "LossScaleOptimizer"),
         ("keras.optimizers.schedules", "CosineDecay"),
         ("keras.losses", "CategoricalCrossentropy"),
         ("keras.losses", "SparseCategoricalCrossentropy"),

@@ -7,6 +7,7 @@ best-on-validation weights on the test split. Everything lands in
 `workdir/run_name/`:
 
     config.json          the resolved config (written first)
+    precision.json       the precision (`auto`: timings, choice) while training
     model.keras          the selected model (best validation accuracy)
     run.json             config, dataset, params, history, test metrics, timing
     history.json         per-epoch logs, kept across resumes
@@ -37,6 +38,7 @@ from keras_convnets.models.registry import check_model_kwargs, get_model
 from keras_convnets.models.tta import with_tta
 from keras_convnets.training import callbacks as kc_callbacks
 from keras_convnets.training import distribute, io, optim
+from keras_convnets.training import precision as kc_precision
 from keras_convnets.training.config import TrainConfig, config_from_dict
 
 
@@ -307,13 +309,18 @@ def _prepare_named(config: TrainConfig, run_dir: str) -> bool:
 
 
 def finish_run_dir(run_dir: str) -> None:
-    """Deletes what a complete run no longer needs: backup, checkpoints, a replaced run."""
+    """Deletes what a complete run no longer needs: backup, checkpoints, a replaced run.
+
+    `precision.json` goes too: run.json holds the same record.
+    """
     for path in (
         os.path.join(run_dir, "backup"),
         os.path.join(run_dir, "checkpoints"),
         replaced_path(run_dir),
     ):
         shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(run_dir, kc_precision.RECORD_FILE))
 
 
 # ----------------------------------------------------------------------------
@@ -376,6 +383,15 @@ def train_and_evaluate(
     else:
         claim = _worker_claim(config, dist)
     with claim as (run_dir, resuming):
+        precision = resolve_precision(
+            config, datasets, run_dir, resuming, multi_worker=dist.multi_worker
+        )
+        if config.precision == "auto":
+            # Built again from the seed: the same weights as a run given
+            # this precision (timing drew from the random generators).
+            keras.utils.set_random_seed(config.seed)
+            with dist.scope():
+                model = build_model(config, datasets[3], precision["precision"])
         record = _train_locked(
             config=config,
             run_dir=run_dir,
@@ -386,9 +402,74 @@ def train_and_evaluate(
             epoch_variable=epoch_variable,
             model=model,
             dist=dist,
+            precision=precision,
         )
     distribute.finish_worker(run_dir, dist)
     return record
+
+
+def resolve_precision(
+    config: TrainConfig,
+    datasets,
+    run_dir: str | None = None,
+    resuming: bool = False,
+    multi_worker: bool = False,
+) -> dict:
+    """The precision a run trains in (`training.precision.resolve`).
+
+    `auto` on a CPU times the config's model on a real batch of
+    `datasets[0]` in fp32 and bf16 and keeps the faster.
+
+    Args:
+        config: TrainConfig.
+        datasets: `make_datasets(config)`'s `(train, validation, test, info)`.
+        run_dir: str or None. The run folder to record the choice in (and, if
+            `resuming`, to read it from); None records nothing.
+        resuming: bool. Reuse the choice recorded in `run_dir`.
+        multi_worker: bool. Multi-worker training: nothing is timed.
+
+    Returns:
+        The precision record (`record["precision"]` is fp32, bf16 or fp16).
+    """
+    train_ds, _, _, info = datasets
+    steps_per_epoch = math.ceil(info.sizes["train"] / config.batch_size)
+
+    def measure():
+        print("Precision auto: timing training steps in fp32 and bf16...", flush=True)
+        batch = next(iter(train_ds))
+
+        def build(precision):
+            model = build_model(config, info, precision)
+            _compile_model(
+                model, config, steps_per_epoch, _resolve_jit(config), precision
+            )
+            return model
+
+        return kc_precision.measure_step_ms(build, batch)
+
+    record = kc_precision.resolve(
+        config.precision,
+        run_dir,
+        resuming,
+        measure,
+        batch_size=config.batch_size,
+        multi_worker=multi_worker,
+    )
+    print(kc_precision.describe(record), flush=True)
+    return record
+
+
+def _compile_model(model, config, steps_per_epoch, jit_compile, precision) -> None:
+    model.compile(
+        optimizer=kc_precision.wrap_optimizer(
+            build_optimizer(config, steps_per_epoch), precision
+        ),
+        loss=keras.losses.CategoricalCrossentropy(
+            label_smoothing=config.label_smoothing
+        ),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+        jit_compile=jit_compile,
+    )
 
 
 @contextlib.contextmanager
@@ -398,23 +479,32 @@ def _worker_claim(config, dist):
         yield run_dir, resuming
 
 
-_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-
-
-def build_model(config: TrainConfig, info: DatasetInfo) -> keras.Model:
-    """The config's registry model (or searched genotype) at its precision.
+def build_model(
+    config: TrainConfig, info: DatasetInfo, precision: str | None = None
+) -> keras.Model:
+    """The config's registry model (or searched genotype) at a precision.
 
     With `bf16`/`fp16` the model is built under Keras's mixed dtype policy
     (float32 variables, low-precision compute) and its output layers are
     switched to float32, so the softmax and the loss are computed in float32.
+
+    Args:
+        config: TrainConfig.
+        info: the dataset's `DatasetInfo` (input shape, classes).
+        precision: str. `fp32`, `bf16` or `fp16`. Defaults to
+            `config.precision`, where `auto` builds in fp32 (the run decides
+            later, see `training.precision`).
     """
+    precision = precision or config.precision
+    if precision == "auto":
+        precision = "fp32"
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(_POLICIES[config.precision])
+    keras.config.set_dtype_policy(kc_precision.POLICIES[precision])
     try:
         model = _build_architecture(config, info)
     finally:
         keras.config.set_dtype_policy(previous)
-    if config.precision != "fp32":
+    if precision != "fp32":
         model = _float32_outputs(model)
     return model
 
@@ -475,6 +565,7 @@ def _train_locked(
     epoch_variable: tf.Variable,
     model: keras.Model,
     dist,
+    precision: dict | None = None,
 ) -> dict:
     """The job, under the run folder's lock: compile, fit, select, save, test, record."""
     paths = {name: os.path.join(run_dir, name) for name in RUN_FILES}
@@ -489,11 +580,17 @@ def _train_locked(
         print(f"Resuming the unfinished run in {run_dir}", flush=True)
     io.atomic_write_json(paths["config.json"], config.to_dict())
 
+    precision = precision or {
+        "requested": config.precision,
+        "precision": config.precision,
+        "how": "given",
+    }
     jit_compile = _compile(
         model,
         config=config,
         steps_per_epoch=math.ceil(info.sizes["train"] / config.batch_size),
         dist=dist,
+        precision=precision["precision"],
     )
     callbacks = _callbacks(
         config=config,
@@ -536,25 +633,34 @@ def _train_locked(
         jit_compile=jit_compile,
         dist=dist,
     )
+    record["precision"] = precision
+    record["epoch_timing"] = next(
+        c.timing for c in callbacks if isinstance(c, kc_callbacks.EpochTimer)
+    )
     io.atomic_write_json(paths["run.json"], record)
     # Only now: a kill before this line resumes at the last epoch, not epoch 1.
     finish_run_dir(run_dir)
     return record
 
 
-def _compile(model, *, config: TrainConfig, steps_per_epoch: int, dist) -> bool:
-    """Compiles `model` for the config in the strategy's scope; returns jit_compile."""
+def _compile(
+    model,
+    *,
+    config: TrainConfig,
+    steps_per_epoch: int,
+    dist,
+    precision: str | None = None,
+) -> bool:
+    """Compiles `model` for the config in the strategy's scope; returns jit_compile.
+
+    `precision` (fp32, bf16, fp16; default the config's) decides loss scaling.
+    """
     jit_compile, jit_note = distribute.resolve_jit(_resolve_jit(config), dist)
     if jit_note:
         print(f"Note: {jit_note}", flush=True)
     with dist.scope():  # optimizer and metric variables too
-        model.compile(
-            optimizer=build_optimizer(config, steps_per_epoch),
-            loss=keras.losses.CategoricalCrossentropy(
-                label_smoothing=config.label_smoothing
-            ),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-            jit_compile=jit_compile,
+        _compile_model(
+            model, config, steps_per_epoch, jit_compile, precision or config.precision
         )
     return jit_compile
 
@@ -573,7 +679,9 @@ def _callbacks(
     `best_weights` is None without a validation split (nothing to select on).
     """
     backup = kc_callbacks.AtomicBackupAndRestore(paths["backup"])
+    timer = kc_callbacks.EpochTimer()  # first: its epoch end is the epoch's end
     callbacks = [
+        timer,
         backup,
         distribute.SameEpochOnAllWorkers(dist, backup, config.epochs),
         kc_callbacks.EpochCounter(epoch_variable),
