@@ -85,6 +85,7 @@ TRAIN_EXAMPLES = """examples:
   keras-convnets train --dataset path/to/folders --image-size 64,64
   keras-convnets train --config my_run.yaml --epochs 3   # flags override the file
   keras-convnets train --genotype tuning/NAME/best_genotype.json --cells 2 --filters 32
+  keras-convnets train --genotype tuning/NAME/best_genotype.json --params-budget 470000
   keras-convnets train --strategy mirrored               # every local GPU, one batch split
   # two machines, one line on each (worker 0 is the chief and writes the run):
   keras-convnets train --workers host0:12345,host1:12345 --worker-index 0
@@ -140,6 +141,17 @@ def _add_train_parser(subparsers):
     )
     g.add_argument(
         "--filters", type=_int, help="first-stage filters (genotype; default 32)"
+    )
+    g.add_argument(
+        "--params-budget",
+        type=_int,
+        metavar="N",
+        help="genotype: the widest --filters within N parameters, e.g. 470000",
+    )
+    g.add_argument(
+        "--cell-norm",
+        choices=("none", "batch"),
+        help="genotype: BatchNorm in the cells (default: what the file records, else none)",
     )
     g = p.add_argument_group("data")
     g.add_argument(
