@@ -188,7 +188,9 @@ def test_config_files_are_bounded_before_reading(tmp_path, monkeypatch):
     monkeypatch.setattr(config_module, "MAX_CONFIG_FILE_BYTES", 100)
     path = tmp_path / "c.yaml"
     path.write_text("epochs: 3\n" * 20)
-    with pytest.raises(UserInputError, match="200 bytes, more than the 100 a config file can be"):
+    with pytest.raises(
+        UserInputError, match="200 bytes, more than the 100 a config file can be"
+    ):
         read_config_file(str(path))
 
 
