@@ -98,7 +98,7 @@ def test_trial_state_is_built_before_the_train_function_is_traced():
     y = keras.utils.to_categorical(rng.integers(0, 10, 32), 10)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     hypermodel = CellHyperModel(
-        (28, 28, 1), 10, blocks=1, filters=(4,), steps_per_epoch=2
+        (28, 28, 1), 10, blocks=1, filters=(4,), steps_per_epoch=2, run_eagerly=False
     )
     before = cond_graphs()
     model = hypermodel.build(keras_tuner.HyperParameters())
@@ -268,3 +268,41 @@ def test_a_project_from_before_cell_norm_resumes_only_with_batch_norm(tmp_path):
     with pytest.raises(ValueError, match="differs in: cell_norm"):
         _check_resume(config)
     assert _check_resume(replace(config, cell_norm="batch"))
+
+
+def test_no_trial_model_or_traced_graph_outlives_its_trial(
+    tmp_path, small_fashion_dir, monkeypatch
+):
+    # With the default flags (eager trials), a trial's model and optimizer
+    # are freed when it ends and no traced graph is left behind, so RSS stays
+    # flat over a long search (`benchmarks/search.py --parts memory`). In
+    # graph mode TensorFlow keeps each trial's traced train graph: the graph
+    # count grows by one or more per trial and this test fails.
+    import gc
+    import weakref
+
+    from tensorflow.python.framework import func_graph
+
+    built = []
+    original = CellHyperModel.build
+
+    def build(self, hp):
+        model = original(self, hp)
+        built.append((weakref.ref(model), weakref.ref(model.optimizer)))
+        return model
+
+    monkeypatch.setattr(CellHyperModel, "build", build)
+    graphs = []
+
+    def at_trial_end(tuner):
+        gc.collect()
+        assert all(m() is None and o() is None for m, o in built)
+        graphs.append(
+            sum(isinstance(o, func_graph.FuncGraph) for o in gc.get_objects())
+        )
+
+    config = _config(tmp_path, small_fashion_dir, tuner="random", max_trials=3)
+    config = replace(config, run_eagerly=SearchConfig.run_eagerly)  # the default
+    run_search(config, verbose=0, on_trial_end=at_trial_end)
+    assert len(graphs) == 3 and len(built) >= 3  # KerasTuner builds once first
+    assert graphs[2] == graphs[1], graphs

@@ -79,7 +79,8 @@ class CellHyperModel(keras_tuner.HyperModel):
         seed: int. Seed of the augmentation draws. Defaults to 0.
         jit_compile: bool. XLA for the train step. Defaults to False.
         run_eagerly: bool. Train without tracing a `tf.function` (faster for
-            proxies of a few batches). Defaults to False.
+            proxies of a few batches, and no traced graph outlives the
+            trial). Defaults to True.
 
     Example:
 
@@ -105,7 +106,7 @@ class CellHyperModel(keras_tuner.HyperModel):
         weight_decay=None,
         seed=0,
         jit_compile=False,
-        run_eagerly=False,
+        run_eagerly=True,
         cell_norm="none",
         name="cell_search",
     ):
