@@ -233,7 +233,7 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def memory(size, directory):
+def memory(size, directory, save=None):
     """RSS after each of `flat_memory_trials` tiny trials, default flags.
 
     The search as a user runs it (no `run_eagerly` or other flag unless
@@ -265,7 +265,13 @@ def memory(size, directory):
     )
     rss = []
     start = time.perf_counter()
-    run_search(config, verbose=0, on_trial_end=lambda tuner: rss.append(_rss_mb()))
+
+    def at_trial_end(tuner):
+        rss.append(_rss_mb())
+        if save is not None:  # a long run keeps what it measured
+            save({"cpu_model": _cpu_model(), "rss_mb_after_each_trial": rss})
+
+    run_search(config, verbose=0, on_trial_end=at_trial_end)
     wall = time.perf_counter() - start
     rows = load_trials(config.project_dir)
     warm = rss[5:] if len(rss) > 7 else rss
@@ -575,7 +581,7 @@ def main(argv=None):
             fn = parts[name]
             result = (
                 fn(size, directory, save)
-                if name not in ("overhead_memory", "memory")
+                if name != "overhead_memory"
                 else fn(size, directory)
             )
             report[name] = result
