@@ -56,7 +56,6 @@ def evaluate_model(model: keras.Model, dataset: tf.data.Dataset) -> dict:
 
 def _custom_objects_loaded():
     # Importing registers every serializable layer and schedule of the package.
-    import keras_convnets.data.augment  # noqa: F401
     import keras_convnets.layers  # noqa: F401
     import keras_convnets.models  # noqa: F401
     import keras_convnets.training.schedules  # noqa: F401

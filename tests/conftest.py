@@ -129,3 +129,20 @@ def assert_one_line_error(result, *fragments, code=2):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def hold_lock(path):
+    """Starts a child process that holds `io.file_lock(path)` until it is killed.
+
+    Returns the `subprocess.Popen` once the child has the lock (it says so on
+    stdout), so the caller never races the child's start-up.
+    """
+    code = (
+        "import sys, time; from keras_convnets.training import io\n"
+        "with io.file_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(600)"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout.readline().strip() == "locked"
+    return child

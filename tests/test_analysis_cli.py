@@ -188,7 +188,7 @@ def test_stylize_vgg19_offline_in_process(monkeypatch, tmp_path, capsys):
     from keras_convnets.data import datasets
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.setattr(datasets, "_online", lambda *a, **k: False)
+    monkeypatch.setattr(datasets, "is_online", lambda *a, **k: False)
     image = tmp_path / "a.png"
     tf.io.write_file(str(image), tf.io.encode_png(np.zeros((8, 8, 3), "uint8")))
     code = main(["stylize", str(image), str(image), "--backbone", "vgg19"])

@@ -105,7 +105,7 @@ def test_vgg19_offline_is_one_quick_error(monkeypatch, tmp_path):
     from keras_convnets.data import datasets
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no cached weights
-    monkeypatch.setattr(datasets, "_online", lambda *a, **k: False)
+    monkeypatch.setattr(datasets, "is_online", lambda *a, **k: False)
     start = time.perf_counter()
     with pytest.raises(UserInputError, match="VGG19 weights.*offline") as info:
         load_backbone("vgg19")

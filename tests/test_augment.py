@@ -1,4 +1,5 @@
-"""Tests for keras_convnets.data.augment: batched, seeded, XLA-compilable ops."""
+"""Tests for keras_convnets.data.augment (batched, seeded, XLA-compilable ops)
+and the `Augment` layer (keras_convnets.layers)."""
 
 import keras
 import numpy as np
@@ -7,6 +8,7 @@ import tensorflow as tf
 
 from keras_convnets.data import augment
 from keras_convnets.errors import UserInputError
+from keras_convnets.layers import Augment
 
 POLICIES = augment.list_policies()
 MIXING = [name for name in POLICIES if augment.get_policy(name).mixes_labels]
@@ -270,7 +272,7 @@ def test_augment_dataset_passes_images_only_and_extra_elements():
 
 
 def test_augment_layer_is_identity_at_inference_and_augments_in_training():
-    layer = augment.Augment("randaugment", seed=1, magnitude=0.7)
+    layer = Augment("randaugment", seed=1, magnitude=0.7)
     images = _images(batch=8, size=32, channels=3)
     np.testing.assert_array_equal(layer(images, training=False), images)
     trained = layer(images, training=True)
@@ -279,19 +281,19 @@ def test_augment_layer_is_identity_at_inference_and_augments_in_training():
     assert not np.array_equal(layer(images, training=True), trained)  # new step
     config = layer.get_config()
     assert config["params"] == {"magnitude": 0.7}
-    clone = augment.Augment.from_config(config)
+    clone = Augment.from_config(config)
     assert clone.policy == "randaugment" and clone.params == {"magnitude": 0.7}
 
 
 @pytest.mark.parametrize("policy", MIXING)
 def test_augment_layer_refuses_label_mixing_policies(policy):
     with pytest.raises(UserInputError, match="augment_dataset"):
-        augment.Augment(policy, seed=0)
+        Augment(policy, seed=0)
 
 
 def test_augment_layer_trains_under_fit_with_xla_and_saves(tmp_path):
     inputs = keras.Input((28, 28, 1))
-    x = augment.Augment("randaugment", seed=0, name="augment")(inputs)
+    x = Augment("randaugment", seed=0, name="augment")(inputs)
     x = keras.layers.Conv2D(4, 3, strides=2)(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(10, activation="softmax")(x)
@@ -308,7 +310,7 @@ def test_augment_layer_trains_under_fit_with_xla_and_saves(tmp_path):
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
-    assert isinstance(loaded.get_layer("augment"), augment.Augment)
+    assert isinstance(loaded.get_layer("augment"), Augment)
     np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-6)
 
 
@@ -320,3 +322,42 @@ def test_rand_augment_balances_operations_and_validates_magnitude():
     images = tf.repeat(_images(batch=1, size=32, channels=3), 14, axis=0)
     out = augment.rand_augment(images, 0, num_ops=1, magnitude=0.9).numpy()
     assert len({row.tobytes() for row in out}) >= 12
+
+
+def test_public_names_keep_their_import_paths():
+    import keras_convnets.data
+    import keras_convnets.layers
+
+    for name in augment.__all__:
+        assert getattr(augment, name) is not None, name
+    from keras_convnets.data.augment import Augment as alias
+
+    assert alias is Augment is keras_convnets.layers.Augment
+    assert keras_convnets.data.Augment is Augment
+    with pytest.raises(AttributeError, match="no_such_op"):
+        augment.no_such_op  # noqa: B018
+
+
+def test_augment_modules_import_no_private_names_and_data_not_layers():
+    import ast
+    from pathlib import Path
+
+    import keras_convnets
+
+    root = Path(keras_convnets.__file__).parent
+    files = [*sorted((root / "data").rglob("*.py")), root / "layers" / "augment.py"]
+    assert len(files) > 8
+    for path in files:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "keras_convnets"
+            ):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports {private}"
+        if "data" in path.parts:  # data/ sits below layers/: no top-level import
+            for node in tree.body:
+                if isinstance(node, ast.ImportFrom | ast.Import):
+                    names = [getattr(node, "module", None) or ""]
+                    names += [a.name for a in node.names]
+                    assert not any("keras_convnets.layers" in n for n in names)

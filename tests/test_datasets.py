@@ -174,7 +174,7 @@ def test_no_data_and_offline_gives_the_three_ways(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "DEBIAN_DATA_ROOT", str(tmp_path / "none"))
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.delenv(datasets.ENV_DATA_DIR, raising=False)
-    monkeypatch.setattr(datasets, "_online", lambda *a, **k: False)
+    monkeypatch.setattr(datasets, "is_online", lambda *a, **k: False)
     datasets._get_source.cache_clear()
     with pytest.raises(DataNotFoundError) as e:
         load_dataset("fashion_mnist", "train", tfds_data_dir=str(tmp_path / "tfds"))
@@ -195,7 +195,7 @@ def test_unknown_dataset_and_split():
 
 def test_tfds_path_with_mock_data(monkeypatch):
     # mock_data replaces TFDS's download and reading; tell the loader we are online.
-    monkeypatch.setattr(datasets, "_online", lambda *a, **k: True)
+    monkeypatch.setattr(datasets, "is_online", lambda *a, **k: True)
     datasets._get_source.cache_clear()
     with tfds.testing.mock_data(num_examples=40):
         train, info = load_dataset(

@@ -116,3 +116,64 @@ def test_finetune_unfreezes_all_but_batch_norm():
     for layer in net.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             assert not layer.trainable
+
+
+# Zoo backbones: the zoo models with a keras.applications twin.
+
+
+def test_zoo_backbone_takes_grey_images_and_pools():
+    model = transfer._applications_backbone("mobilenet", "random", (28, 28, 1), 32)
+    features = model(np.zeros((2, 28, 28, 1), np.float32))
+    assert features.shape == (2, 1024) and np.all(np.isfinite(features))
+    assert model.get_layer("resize").output.shape == (None, 32, 32, 1)
+
+
+def test_zoo_backbone_imagenet_features_are_the_twins(tmp_path, monkeypatch):
+    import keras
+
+    from keras_convnets.models.pretrained import build_twin
+
+    twin = build_twin("mobilenet", (32, 32, 3), include_top=False, pooling="avg")
+    rng = np.random.default_rng(1)
+    for layer in twin.layers:  # BN offsets, so the features are not ~0
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([gamma, rng.normal(0, 0.2, beta.shape), mean, variance])
+    path = str(tmp_path / "mobilenet_notop.weights.h5")
+    twin.save_weights(path)
+    names = []
+
+    def get_file(fname, origin, cache_subdir, file_hash):
+        names.append(fname)
+        return path
+
+    monkeypatch.setattr(keras.utils, "get_file", get_file)
+    model = transfer._applications_backbone("mobilenet", "imagenet", (32, 32, 1), 32)
+    assert names == ["mobilenet_1_0_224_tf_no_top.h5"]  # the backbone-only file
+    grey = np.random.default_rng(0).uniform(0, 1, (2, 32, 32, 1)).astype("float32")
+    expected = twin(np.repeat(grey, 3, axis=-1) * 2.0 - 1.0)
+    # training=False: Keras 3 runs a model nested behind a Resizing layer in
+    # training mode when called with training=None (batch norm would update).
+    got = np.asarray(model(grey, training=False))
+    assert np.ptp(np.asarray(expected)) > 1e-2  # the comparison can fail
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_offline_zoo_backbone_is_a_clear_error(monkeypatch):
+    import keras
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    with pytest.raises(UserInputError, match="--backbone-weights random") as info:
+        transfer._applications_backbone("resnet50_v2", "imagenet", (28, 28, 1), 32)
+    assert str(info.value).startswith("resnet50_v2: could not download")
+    assert "\n" not in str(info.value)
+
+
+def test_run_accepts_zoo_backbone_names(tmp_path):
+    transfer.check_backbone("resnet50_v2")
+    with pytest.raises(UserInputError, match="nor a zoo model") as info:
+        transfer.check_backbone("resnet18")
+    assert "resnet50_v2" in str(info.value)

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import hold_lock
 from keras_convnets.errors import UserInputError
 from keras_convnets.training import io
 
@@ -85,18 +86,8 @@ def test_read_json_reports_corruption(tmp_path):
 
 
 def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
-    import subprocess
-    import sys
-
     # A child takes the lock and is killed while holding it.
-    code = (
-        "import sys, time; from keras_convnets.training import io\n"
-        "with io.run_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)"
-    )
-    child = subprocess.Popen(
-        [sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True
-    )
-    assert child.stdout.readline().strip() == "locked"
+    child = hold_lock(tmp_path / ".lock")
     with pytest.raises(UserInputError, match=f"pid {child.pid}"):
         with io.run_lock(str(tmp_path)):
             pass

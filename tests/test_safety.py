@@ -410,7 +410,7 @@ def keras_convnets_model(name):
 def test_saved_tta_augment_model_round_trips_through_the_safe_loader(
     tmp_path, precision
 ):
-    from keras_convnets.data.augment import Augment
+    from keras_convnets.layers import Augment
     from keras_convnets.models.tta import with_tta
 
     keras.config.set_dtype_policy(precision)
@@ -433,6 +433,32 @@ def test_saved_tta_augment_model_round_trips_through_the_safe_loader(
     np.testing.assert_allclose(
         loaded(x, training=False), model(x, training=False), atol=1e-6
     )
+
+
+def test_augment_model_saved_before_the_layer_moved_still_loads(tmp_path):
+    """`Augment` moved from keras_convnets.data.augment to keras_convnets.layers;
+    files saved before name the old module, and must still pass the loader."""
+    from keras_convnets.layers import Augment
+
+    inputs = keras.Input((8, 8, 1))
+    x = Augment("flip-translate", seed=0, name="augment")(inputs)
+    outputs = keras.layers.Dense(2)(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    path = tmp_path / "new.keras"
+    model.save(path)
+    config = _config(path)
+    (layer,) = [n for n in config["config"]["layers"] if n["name"] == "augment"]
+    assert layer["module"] == "keras_convnets.layers.augment"
+    layer["module"] = "keras_convnets.data.augment"
+    old = _rewrite(path, tmp_path / "old.keras", config=config)
+    loaded, _ = load_model(str(old))
+    assert isinstance(loaded.get_layer("augment"), Augment)
+    x = np.random.default_rng(0).uniform(size=(2, 8, 8, 1)).astype("float32")
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+    # Another package's module with the same registered name is still refused.
+    layer["module"] = "keras_convnets.data.datasets"
+    with pytest.raises(UserInputError, match="refusing to load"):
+        load_model(str(_rewrite(path, tmp_path / "bad.keras", config=config)))
 
 
 def test_a_compiled_model_wrapped_for_tta_loads_safely(tmp_path):

@@ -2,13 +2,12 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 
+from conftest import hold_lock
 from conftest import quick_config as _config
 from keras_convnets.errors import TrainingDivergedError, UserInputError
 from keras_convnets.inference import evaluate, evaluate_model, load_model
@@ -99,19 +98,6 @@ def test_finished_run_is_not_overwritten(tmp_path, small_fashion_dir):
     assert record["resumed"] is False
 
 
-def _hold_lock(path):
-    """A child process that holds `io.file_lock(path)` until killed."""
-    code = (
-        "import sys, time; from keras_convnets.training import io\n"
-        "with io.file_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(600)"
-    )
-    child = subprocess.Popen(
-        [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True
-    )
-    assert child.stdout.readline().strip() == "locked"
-    return child
-
-
 def test_overwrite_is_refused_while_another_process_trains_the_run(
     tmp_path, small_fashion_dir
 ):
@@ -120,7 +106,7 @@ def test_overwrite_is_refused_while_another_process_trains_the_run(
     config = _config(tmp_path, small_fashion_dir, epochs=1)
     record = train_and_evaluate(config, verbose=0)
     before = sorted(os.listdir(tmp_path / "run"))
-    holder = _hold_lock(tmp_path / ".run.lock")
+    holder = hold_lock(tmp_path / ".run.lock")
     try:
         with pytest.raises(
             UserInputError, match=rf"in use by another process \(pid {holder.pid}\)"

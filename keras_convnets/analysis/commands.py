@@ -11,6 +11,7 @@ import os
 import sys
 import time
 
+from keras_convnets.cli_common import int_at_least, non_negative_float, sizes
 from keras_convnets.errors import UNSAFE_HELP
 
 WHATS = (
@@ -46,33 +47,6 @@ so the weights mean the same on any backbone. vgg19 needs the ImageNet weights
 (downloaded once when online); a model trained here works offline."""
 
 
-def _int_at_least(minimum):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer, got {text!r}"
-            ) from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer >= {minimum}, got {text!r}"
-            )
-        return value
-
-    return parse
-
-
-def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
 def _units(text):
     try:
         values = [int(p) for p in text.split(",") if p.strip()]
@@ -86,15 +60,8 @@ def _units(text):
 
 
 def _size(text):
-    try:
-        parts = [int(p) for p in text.replace("x", ",").split(",") if p.strip()]
-    except ValueError:
-        parts = []
-    if len(parts) not in (1, 2) or min(parts) < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected N (longest side) or H,W with positive sizes, got {text!r}"
-        )
-    return parts[0] if len(parts) == 1 else tuple(parts)
+    parts = sizes(text, (1, 2), "N (longest side) or H,W")
+    return parts[0] if len(parts) == 1 else parts
 
 
 def add_parsers(subparsers, formatter) -> None:
@@ -149,7 +116,7 @@ def _add_visualize(subparsers, formatter):
     g.add_argument("--tfds-data-dir", help="TensorFlow Datasets data folder")
     g.add_argument(
         "--num-images",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=4,
         metavar="N",
         help="dataset images to show (default 4)",
@@ -157,20 +124,20 @@ def _add_visualize(subparsers, formatter):
     g.add_argument(
         "-k",
         "--top",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=9,
         dest="k",
         help="top patches (default 9)",
     )
     g.add_argument(
         "--max-images",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         metavar="N",
         help="images scanned for top patches (default: the whole split)",
     )
     g = p.add_argument_group("activation maximization")
-    g.add_argument("--steps", type=_int_at_least(1), default=150)
-    g.add_argument("--seed", type=_int_at_least(0), default=0)
+    g.add_argument("--steps", type=int_at_least(1), default=150)
+    g.add_argument("--seed", type=int_at_least(0), default=0)
     g = p.add_argument_group("output")
     g.add_argument(
         "--out", metavar="DIR", help="folder of the PNGs (default RUN/analysis)"
@@ -254,12 +221,12 @@ def _add_stylize(subparsers, formatter):
         help="default: block1..5_conv1 (vgg19), else all conv layers",
     )
     g = p.add_argument_group("loss")
-    g.add_argument("--content-weight", type=_non_negative_float, default=1.0)
-    g.add_argument("--style-weight", type=_non_negative_float, default=10.0)
-    g.add_argument("--tv-weight", type=_non_negative_float, default=1.0)
+    g.add_argument("--content-weight", type=non_negative_float, default=1.0)
+    g.add_argument("--style-weight", type=non_negative_float, default=10.0)
+    g.add_argument("--tv-weight", type=non_negative_float, default=1.0)
     g = p.add_argument_group("optimization")
-    g.add_argument("--steps", type=_int_at_least(0), default=200)
-    g.add_argument("--learning-rate", "--lr", type=_non_negative_float, default=0.02)
+    g.add_argument("--steps", type=int_at_least(0), default=200)
+    g.add_argument("--learning-rate", "--lr", type=non_negative_float, default=0.02)
     g.add_argument(
         "--size",
         type=_size,
@@ -268,7 +235,7 @@ def _add_stylize(subparsers, formatter):
         "size, else the content's up to 512)",
     )
     g.add_argument("--init", choices=("content", "style", "noise"), default="content")
-    g.add_argument("--seed", type=_int_at_least(0), default=0)
+    g.add_argument("--seed", type=int_at_least(0), default=0)
     g = p.add_argument_group("output")
     g.add_argument(
         "--out",
@@ -278,13 +245,13 @@ def _add_stylize(subparsers, formatter):
     )
     g.add_argument(
         "--save-every",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         metavar="N",
         help="also write FILE_stepN.png every N steps",
     )
     g.add_argument(
         "--log-every",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         metavar="N",
         help="progress line every N steps (default: 10 lines in all)",
     )

@@ -68,9 +68,9 @@ def _vgg19_backbone() -> Backbone:
         "instead (a run directory or .keras file), which works offline."
     )
     if not os.path.isfile(cached):
-        from keras_convnets.data.datasets import _online
+        from keras_convnets.data.datasets import is_online
 
-        if not _online():
+        if not is_online():
             raise UserInputError(offline.format("no network to download them"))
     try:
         model = keras.applications.VGG19(include_top=False, weights="imagenet")

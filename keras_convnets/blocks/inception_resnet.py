@@ -19,8 +19,12 @@ from keras import layers
 from keras_convnets.errors import UserInputError
 
 
-def _w(filters, width):
+def scaled_filters(filters: int, width: float) -> int:
+    """`filters * width`, rounded, at least 1: a block's channels at a width multiplier."""
     return max(1, int(round(filters * width)))
+
+
+_w = scaled_filters  # short, for the many branch definitions below
 
 
 def conv2d_bn(

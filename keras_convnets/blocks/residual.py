@@ -37,6 +37,14 @@ def _needs_projection(x, out_channels, stride, conv_shortcut):
     return bool(conv_shortcut)
 
 
+def _identity(x, stride, name):
+    """The identity shortcut, subsampled by a 1x1 max-pool when strided
+    (`keras.applications.ResNet50V2`'s shortcut of a stage's last block)."""
+    if stride == 1:
+        return x
+    return layers.MaxPooling2D(1, strides=stride, name=f"{name}_0_pool")(x)
+
+
 def basic_block(
     x, filters, stride=1, preact=False, conv_shortcut=None, use_bias=False, name=None
 ):
@@ -54,7 +62,8 @@ def basic_block(
         preact: bool. Pre-activation (v2) ordering. Defaults to False.
         conv_shortcut: bool or None. Force (True) or forbid (False) a 1x1
             projection shortcut; None projects exactly when the shape
-            changes. Defaults to None.
+            changes. Without projection a strided block subsamples the
+            identity with a 1x1 max-pool. Defaults to None.
         use_bias: bool. Biases on the convolutions. Defaults to False (the
             batch norm that follows has its own shift).
         name: str. Prefix of every sub-layer name.
@@ -84,7 +93,7 @@ def basic_block(
                 filters, 1, strides=stride, use_bias=use_bias, name=f"{name}_0_conv"
             )(pre)
             if project
-            else x
+            else _identity(x, stride, name)
         )
         y = pre
     else:
@@ -94,7 +103,7 @@ def basic_block(
             )(x)
             shortcut = _bn(shortcut, f"{name}_0_bn")
         else:
-            shortcut = x
+            shortcut = _identity(x, stride, name)
         y = x
     y = layers.Conv2D(
         filters,
@@ -135,7 +144,9 @@ def bottleneck_block(
     v2 (`preact=True`) follows `keras.applications.ResNet50V2`: batch norm and
     ReLU before the block, unbiased inner convolutions, biased last
     convolution and projection, no activation after the sum; the stride is
-    on the 3x3 convolution.
+    on the 3x3 convolution (symmetrically zero-padded).
+    An unprojected shortcut of a strided block is a 1x1 max-pool with that
+    stride (how ResNet50V2 strides the last block of a stage).
 
     Args:
         x: tensor. Input, `(batch, height, width, channels)`.
@@ -144,7 +155,9 @@ def bottleneck_block(
         stride: int. Spatial stride of the block. Defaults to 1.
         preact: bool. Pre-activation (v2) ordering. Defaults to False.
         conv_shortcut: bool or None. Force or forbid the 1x1 projection
-            shortcut; None projects exactly when the shape changes.
+            shortcut; None projects exactly when the shape changes. Without
+            projection a strided block subsamples the identity with a 1x1
+            max-pool.
         expansion: int. Output width over bottleneck width. Defaults to 4.
         use_bias: bool. Biases on the v1 convolutions. Defaults to True, as
             in `keras.applications`.
@@ -175,15 +188,17 @@ def bottleneck_block(
                 out_channels, 1, strides=stride, name=f"{name}_0_conv"
             )(pre)
         else:
-            shortcut = x
+            shortcut = _identity(x, stride, name)
         y = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_1_conv")(pre)
         y = _bn(y, f"{name}_1_bn")
         y = layers.Activation("relu", name=f"{name}_1_relu")(y)
+        # Symmetric padding, as keras.applications: with a stride of 2 on an
+        # even size, "same" would pad only the bottom and right.
+        y = layers.ZeroPadding2D(1, name=f"{name}_2_pad")(y)
         y = layers.Conv2D(
             filters,
             3,
             strides=stride,
-            padding="same",
             use_bias=False,
             name=f"{name}_2_conv",
         )(y)
@@ -198,7 +213,7 @@ def bottleneck_block(
         )(x)
         shortcut = _bn(shortcut, f"{name}_0_bn")
     else:
-        shortcut = x
+        shortcut = _identity(x, stride, name)
     y = layers.Conv2D(
         filters, 1, strides=stride, use_bias=use_bias, name=f"{name}_1_conv"
     )(x)

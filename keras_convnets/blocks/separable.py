@@ -24,7 +24,14 @@ def _check(filters, stride):
 
 
 def depthwise_separable_block(
-    x, filters, stride=1, kernel_size=3, depth_multiplier=1, relu_max=6.0, name=None
+    x,
+    filters,
+    stride=1,
+    kernel_size=3,
+    depth_multiplier=1,
+    relu_max=6.0,
+    padding="same",
+    name=None,
 ):
     """MobileNet block: depthwise conv, BN, ReLU6, pointwise 1x1 conv, BN, ReLU6.
 
@@ -40,6 +47,9 @@ def depthwise_separable_block(
             Defaults to 1.
         relu_max: float or None. Cap of the ReLU (6 in MobileNet); None for a
             plain ReLU. Defaults to 6.0.
+        padding: str. Padding of the depthwise convolution, `"same"` or
+            `"valid"` (after explicit padding, as `keras.applications`
+            MobileNet pads strided blocks). Defaults to `"same"`.
         name: str. Prefix of every sub-layer name.
 
     Returns:
@@ -60,7 +70,7 @@ def depthwise_separable_block(
     x = layers.DepthwiseConv2D(
         kernel_size,
         strides=stride,
-        padding="same",
+        padding=padding,
         depth_multiplier=depth_multiplier,
         use_bias=False,
         name=f"{name}_dw",

@@ -247,7 +247,7 @@ def _tfds_builder(name: str, tfds_data_dir: str | None):
     return builder
 
 
-def _online(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
+def is_online(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
     """Whether TFDS could download: one quick connection, not TFDS's minutes of retries."""
     try:
         socket.create_connection((host, 443), timeout=timeout).close()
@@ -264,7 +264,7 @@ def _is_prepared(builder) -> bool:
 
 
 def _prepare_tfds(builder, name: str, data_dir: str | None):
-    if not _is_prepared(builder) and not _online():
+    if not _is_prepared(builder) and not is_online():
         reason = "no IDX files, TFDS data not prepared, and offline"
         if name in _IDX_DATASETS:
             raise _no_data_error(name, data_dir, reason)

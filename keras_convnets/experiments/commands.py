@@ -6,8 +6,9 @@ experiment's module (TensorFlow, matplotlib) is imported when it runs.
 
 from __future__ import annotations
 
-import argparse
 import os
+
+from keras_convnets.cli_common import integer
 
 DEFAULT_OUT = "experiments_out"
 
@@ -20,13 +21,6 @@ EXAMPLES = """examples:
 Each run writes OUT/NAME/results.json, PNG plots and OUT/NAME/summary.md.
 --quick is a small, fast version for tests; the full run is what the README
 reports."""
-
-
-def _int(text):
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
 def add_parsers(subparsers, formatter) -> None:
@@ -55,7 +49,7 @@ def add_parsers(subparsers, formatter) -> None:
         help=f"results land in DIR/NAME (default {DEFAULT_OUT})",
     )
     p.add_argument("--data-dir", help="folder with IDX files, searched first")
-    p.add_argument("--seed", type=_int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=integer, default=0, help="random seed (default 0)")
     g = p.add_argument_group("transfer only")
     g.add_argument(
         "--dataset",
@@ -65,8 +59,10 @@ def add_parsers(subparsers, formatter) -> None:
     g.add_argument(
         "--backbone",
         metavar="NAME",
-        help="a keras.applications model (e.g. MobileNetV2) with ImageNet weights "
-        "as the pretrained features, instead of pretraining on the source classes",
+        help="a keras.applications model (e.g. MobileNetV2) or a zoo model with "
+        "a keras.applications twin (e.g. resnet50_v2, mobilenet) with ImageNet "
+        "weights as the pretrained features, instead of pretraining on the "
+        "source classes",
     )
     g.add_argument(
         "--backbone-weights",

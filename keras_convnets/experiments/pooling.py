@@ -108,7 +108,7 @@ def run(out_dir, quick=False, seed=0, data_dir=None) -> dict:
 
     from keras_convnets.experiments.translation_invariance import (
         CANVAS,
-        _on_canvas,
+        on_canvas,
         representation_change,
         shifted_accuracy,
     )
@@ -118,7 +118,7 @@ def run(out_dir, quick=False, seed=0, data_dir=None) -> dict:
     directory = experiment_dir(out_dir, NAME)
     config = train_config(quick, seed, data_dir, FULL)
     train, _, test, info = make_datasets(config)
-    train_c, test_c = _on_canvas(train), _on_canvas(test)
+    train_c, test_c = on_canvas(train), on_canvas(test)
     images = np.concatenate([x.numpy() for x, _ in test_c])
     labels = np.concatenate([y.numpy().argmax(-1) for _, y in test_c])
     if not quick:

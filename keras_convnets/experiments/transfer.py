@@ -14,9 +14,11 @@ or 1,000 labelled target images per class:
   at a tenth of the learning rate.
 
 `--backbone NAME` replaces the zoo net by a `keras.applications` model (e.g.
-`MobileNetV2`) with ImageNet weights as the pretrained features (images are
-resized, made RGB and preprocessed inside the model); `scratch` is the same
-architecture randomly initialized. ImageNet weights must be downloadable (or
+`MobileNetV2`) or a zoo model with a `keras.applications` twin (e.g.
+`resnet50_v2`, `mobilenet`; `keras_convnets.models.pretrained`) with ImageNet
+weights as the pretrained features (images are resized, made RGB and
+preprocessed inside the model, features average-pooled); `scratch` is the
+same architecture randomly initialized. ImageNet weights must be downloadable (or
 already in `~/.keras/models`): offline the run stops with a one-line error,
 unless `--backbone-weights random` asks for a randomly initialized backbone
 instead (results then say `"backbone_weights": "random"`). `--dataset` takes
@@ -166,6 +168,12 @@ def _accuracy(model, images, labels):
     return float(np.mean(probs.argmax(-1) == labels))
 
 
+def _zoo_backbones():
+    from keras_convnets.models.pretrained import pretrained_models
+
+    return pretrained_models()
+
+
 def applications_model(name):
     """The `keras.applications` constructor called `name` (e.g. `MobileNetV2`)."""
     import keras
@@ -173,10 +181,43 @@ def applications_model(name):
     constructor = getattr(keras.applications, str(name), None)
     if not callable(constructor) or not str(name)[:1].isupper():
         raise UserInputError(
-            "Unknown keras.applications model (e.g. MobileNetV2, ResNet50, "
-            f"EfficientNetB0). Received: backbone={name!r}"
+            "Unknown backbone: neither a keras.applications model (e.g. "
+            "MobileNetV2, ResNet50, EfficientNetB0) nor a zoo model with "
+            f"ImageNet weights ({', '.join(_zoo_backbones())}). "
+            f"Received: backbone={name!r}"
         )
     return constructor
+
+
+def check_backbone(name):
+    """Raises `UserInputError` unless `name` is a zoo model with ImageNet
+    weights or a `keras.applications` model."""
+    if name not in _zoo_backbones():
+        applications_model(name)
+
+
+def _zoo_backbone(name, weights, input_shape, image_size):
+    """A zoo model's pooled features (`pretrained_features`) behind a resize."""
+    import keras
+
+    from keras_convnets.models.pretrained import pretrained_features
+
+    try:
+        net = pretrained_features(
+            name,
+            (image_size, image_size, input_shape[-1]),
+            weights="imagenet" if weights == "imagenet" else None,
+        )
+    except UserInputError as e:
+        if weights != "imagenet" or "could not download" not in str(e):
+            raise
+        raise UserInputError(
+            f"{e} Or pass --backbone-weights random to use a randomly "
+            "initialized backbone instead."
+        ) from None
+    inputs = keras.Input(input_shape, name="image")
+    x = keras.layers.Resizing(image_size, image_size, name="resize")(inputs)
+    return keras.Model(inputs, net(x), name=f"{name}_features")
 
 
 def _applications_backbone(name, weights, input_shape, image_size):
@@ -186,6 +227,8 @@ def _applications_backbone(name, weights, input_shape, image_size):
 
     import keras
 
+    if name in _zoo_backbones():
+        return _zoo_backbone(name, weights, input_shape, image_size)
     constructor = applications_model(name)
     try:
         net = constructor(
@@ -274,7 +317,8 @@ def run(
         data_dir: str or None. Folder with IDX files.
         dataset: str. Any dataset `load_dataset` reads. Defaults to
             `fashion_mnist`.
-        backbone: str or None. A `keras.applications` model name to use
+        backbone: str or None. A `keras.applications` model name or a zoo
+            model with a twin (`keras_convnets.models.pretrained`) to use
             (with ImageNet weights) instead of pretraining the zoo's
             `simple_cnn` on the source classes.
         backbone_weights: str or None. `imagenet` (the default, None) or
@@ -306,7 +350,7 @@ def run(
             f"Received: backbone_weights={backbone_weights!r}"
         )
     if backbone is not None:
-        applications_model(backbone)
+        check_backbone(backbone)
     sizes = QUICK if quick else FULL
     directory = experiment_dir(out_dir, NAME)
     x_train, y_train, info = _arrays(dataset, "train", seed, data_dir)

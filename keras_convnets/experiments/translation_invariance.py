@@ -70,7 +70,7 @@ def build(variant: str, num_classes=10, filters=(32, 64, 128)):
     return keras.Model(inputs, outputs, name=variant)
 
 
-def _on_canvas(ds, seed=None):
+def on_canvas(ds, seed=None):
     """Maps batches of 28x28 images onto the 40x40 canvas (centred or random)."""
     import tensorflow as tf
 
@@ -140,7 +140,7 @@ def run(out_dir, quick=False, seed=0, data_dir=None) -> dict:
     directory = experiment_dir(out_dir, NAME)
     config = train_config(quick, seed, data_dir, FULL)
     train, _, test, info = make_datasets(config)
-    train_c, test_c = _on_canvas(train), _on_canvas(test)
+    train_c, test_c = on_canvas(train), on_canvas(test)
     images = np.concatenate([x.numpy() for x, _ in test_c])
     labels = np.concatenate([y.numpy().argmax(-1) for _, y in test_c])
     max_shift = 3 if quick else 6
@@ -159,7 +159,7 @@ def run(out_dir, quick=False, seed=0, data_dir=None) -> dict:
             "shifted_accuracy": shifted_accuracy(model, images, labels, max_shift),
         }
     model = build("max_stride1", info.num_classes, filters)
-    curves = fit_curves(model, config, _on_canvas(train, seed=seed), test_c)
+    curves = fit_curves(model, config, on_canvas(train, seed=seed), test_c)
     augmented = {
         "variant": "max_stride1",
         "test_accuracy": curves["test_accuracy"][-1],

@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from keras_convnets.errors import UserInputError
-from keras_convnets.layers.outer_product import _padding, _pair
+from keras_convnets.layers.utils import normalize_padding, normalize_pair
 
 
 def _output_length(n, f, s, padding):
@@ -73,9 +73,9 @@ class LocallyConnected2D(keras.layers.Layer):
         if int(filters) < 1:
             raise UserInputError(f"filters must be >= 1. Received: filters={filters}")
         self.filters = int(filters)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.strides = _pair(strides, "strides")
-        self.padding = _padding(padding)
+        self.kernel_size = normalize_pair(kernel_size, "kernel_size")
+        self.strides = normalize_pair(strides, "strides")
+        self.padding = normalize_padding(padding)
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = (

@@ -6,26 +6,7 @@ import keras
 from keras import ops
 
 from keras_convnets.errors import UserInputError
-
-
-def _pair(value, what):
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value, value)
-    value = tuple(value)
-    if len(value) != 2 or any(int(v) < 1 for v in value):
-        raise UserInputError(
-            f"{what} must be a positive int or a pair of them. Received: {what}={value}"
-        )
-    return tuple(int(v) for v in value)
-
-
-def _padding(padding):
-    mode = str(padding).lower()
-    if mode not in ("valid", "same"):
-        raise UserInputError(
-            f'padding must be "valid" or "same". Received: padding={padding!r}'
-        )
-    return mode
+from keras_convnets.layers.utils import normalize_padding, normalize_pair
 
 
 @keras.saving.register_keras_serializable(package="keras_convnets")
@@ -86,9 +67,9 @@ class OuterProductConv2D(keras.layers.Layer):
         if int(filters) < 1:
             raise UserInputError(f"filters must be >= 1. Received: filters={filters}")
         self.filters = int(filters)
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.strides = _pair(strides, "strides")
-        self.padding = _padding(padding)
+        self.kernel_size = normalize_pair(kernel_size, "kernel_size")
+        self.strides = normalize_pair(strides, "strides")
+        self.padding = normalize_padding(padding)
         self.activation = keras.activations.get(activation)
         self.use_bias = bool(use_bias)
         self.depth_initializer = keras.initializers.get(depth_initializer)

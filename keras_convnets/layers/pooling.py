@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from keras_convnets.errors import UserInputError
-from keras_convnets.layers.outer_product import _padding, _pair
+from keras_convnets.layers.utils import normalize_padding, normalize_pair
 
 
 class _Pooling2D(keras.layers.Layer):
@@ -14,9 +14,11 @@ class _Pooling2D(keras.layers.Layer):
 
     def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
         super().__init__(**kwargs)
-        self.pool_size = _pair(pool_size, "pool_size")
-        self.strides = self.pool_size if strides is None else _pair(strides, "strides")
-        self.padding = _padding(padding)
+        self.pool_size = normalize_pair(pool_size, "pool_size")
+        self.strides = (
+            self.pool_size if strides is None else normalize_pair(strides, "strides")
+        )
+        self.padding = normalize_padding(padding)
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
     def compute_output_shape(self, input_shape):

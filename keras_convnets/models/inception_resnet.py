@@ -6,7 +6,6 @@ import keras
 from keras import layers
 
 from keras_convnets.blocks.inception_resnet import (
-    _w,
     conv2d_bn,
     inception_resnet_a,
     inception_resnet_b,
@@ -14,6 +13,7 @@ from keras_convnets.blocks.inception_resnet import (
     inception_resnet_stem,
     reduction_a,
     reduction_b,
+    scaled_filters,
 )
 from keras_convnets.errors import UserInputError
 from keras_convnets.models._common import (
@@ -111,7 +111,7 @@ def inception_resnet_v2(
             width=width,
             name=f"block8_{i}",
         )
-    x = conv2d_bn(x, _w(top_filters, width), 1, name="conv_7b")
+    x = conv2d_bn(x, scaled_filters(top_filters, width), 1, name="conv_7b")
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)

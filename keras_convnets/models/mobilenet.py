@@ -43,11 +43,15 @@ def mobilenet(
 
     Each block filters every channel on its own (3x3 depthwise) and then mixes
     channels (1x1 pointwise), about 8-9 times fewer multiplies than full 3x3
-    convolutions. With the defaults and `(224, 224, 3)` inputs it has the
-    4,253,864 weights of `keras.applications.MobileNet` (1000 classes).
+    convolutions. With the defaults it computes the function of
+    `keras.applications.MobileNet` (4,253,864 weights at 1000 classes),
+    including its padding: a strided block pads one row and column at the
+    bottom and right and convolves without padding (on odd sizes this
+    differs from "same" padding).
 
     Args:
-        input_shape: tuple. `(height, width, channels)`; any size >= 1.
+        input_shape: tuple. `(height, width, channels)`; large enough that
+            every strided block sees at least 2x2.
         num_classes: int. Number of classes.
         alpha: float. Width multiplier of every layer. Defaults to 1.0.
         stackwise_num_filters: sequence of int. Pointwise filters per block.
@@ -81,7 +85,7 @@ def mobilenet(
             f"Received: stackwise_num_filters={stackwise_num_filters}, "
             f"stackwise_strides={stackwise_strides}"
         )
-    check_input_size(input_shape, 1, name)
+    check_input_size(input_shape, _min_size(stem_stride, stackwise_strides), name)
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Conv2D(
         int(stem_filters * alpha),
@@ -95,11 +99,14 @@ def mobilenet(
     x = layers.ReLU(6.0, name="conv1_relu")(x)
     blocks = zip(stackwise_num_filters, stackwise_strides)
     for i, (filters, stride) in enumerate(blocks, start=1):
+        if stride != 1:
+            x = layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"conv_pad_{i}")(x)
         x = depthwise_separable_block(
             x,
             int(filters * alpha),
             stride=stride,
             depth_multiplier=depth_multiplier,
+            padding="same" if stride == 1 else "valid",
             name=f"conv_dw_{i}",
         )
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -107,6 +114,20 @@ def mobilenet(
         x = layers.Dropout(dropout, name="dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def _min_size(stem_stride, strides):
+    """Smallest input size: every strided block needs at least 2x2."""
+    size = 1
+    while True:
+        current, ok = -(-size // stem_stride), True
+        for stride in strides:
+            if stride != 1:
+                ok = ok and current >= 2
+                current = (current + 1 - 3) // stride + 1
+        if ok:
+            return size
+        size += 1
 
 
 register_variant(

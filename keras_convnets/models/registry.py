@@ -105,13 +105,24 @@ def get_model_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def get_model(name: str, input_shape, num_classes: int, **kwargs) -> keras.Model:
+def get_model(
+    name: str, input_shape, num_classes: int, weights=None, **kwargs
+) -> keras.Model:
     """Builds a registered model.
 
     Args:
         name: str. A name from `list_models()`.
         input_shape: tuple. `(height, width, channels)` of one image.
         num_classes: int. Number of output classes (softmax outputs).
+        weights: None, `"imagenet"` or the path of a `.h5`/`.weights.h5` file
+            saved from the model's `keras.applications` twin. Only for the
+            models of `keras_convnets.models.pretrained.pretrained_models()`
+            (ResNet50/101/152 and V2s, VGG16/19, MobileNet,
+            InceptionResNetV2), with 3 channels. With another number of
+            classes than the weights have, the classifier stays freshly
+            initialized. The model then computes the twin's function: feed
+            it what the twin's `preprocess_input` makes. Defaults to None
+            (random initialization).
         **kwargs: builder arguments overriding the variant's defaults.
 
     Returns:
@@ -121,8 +132,20 @@ def get_model(name: str, input_shape, num_classes: int, **kwargs) -> keras.Model
 
     ```python
     model = keras_convnets.get_model("simple_cnn", (28, 28, 1), 10)
+    resnet = keras_convnets.get_model("resnet50", (224, 224, 3), 1000,
+                                      weights="imagenet")
     ```
     """
+    model = _build(name, input_shape, num_classes, kwargs, weights)
+    if weights is not None:
+        from keras_convnets.models.pretrained import load_pretrained
+
+        twin_kwargs = {k: kwargs[k] for k in ("alpha",) if k in kwargs}
+        load_pretrained(model, name, weights, **twin_kwargs)
+    return model
+
+
+def _build(name, input_shape, num_classes, kwargs, weights):
     entry = get_model_entry(name)
     if len(tuple(input_shape)) != 3 or any(int(d) <= 0 for d in input_shape):
         raise UserInputError(
@@ -133,6 +156,15 @@ def get_model(name: str, input_shape, num_classes: int, **kwargs) -> keras.Model
         raise UserInputError(
             f"num_classes must be at least 2. Received: num_classes={num_classes}"
         )
+    if weights is not None:
+        from keras_convnets.models.pretrained import get_twin
+
+        get_twin(name)  # a clear error before building
+        if int(tuple(input_shape)[-1]) != 3:
+            raise UserInputError(
+                f"{name}: pretrained weights need RGB inputs (3 channels). "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
     if not kwargs:
         return entry.build(input_shape, num_classes)
     _check_kwargs(entry, kwargs)

@@ -21,6 +21,7 @@ def resnet(
     stackwise_num_filters=(64, 128, 256, 512),
     stackwise_strides=(1, 2, 2, 2),
     preact=False,
+    stride_block="first",
     stem="imagenet",
     stem_filters=64,
     use_bias=True,
@@ -29,12 +30,15 @@ def resnet(
 ):
     """Builds a ResNet: a stem, stages of residual blocks, global pooling, softmax.
 
-    With the defaults and `(224, 224, 3)` inputs it is ResNet-50, layer for
-    layer `keras.applications.ResNet50` (25,636,712 weights for 1000
-    classes); `preact=True` gives ResNet50V2. The first block of each stage
-    applies the stage's stride and a projection shortcut when the shape
-    changes. The ImageNet stem (7x7/2 conv, 3x3/2 max-pool) divides the size
-    by 4; the CIFAR stem (one 3x3 conv) keeps it, for 28x28 and 32x32 inputs.
+    With the defaults it is ResNet-50, layer for layer and function for
+    function `keras.applications.ResNet50` (25,636,712 weights for 1000
+    classes). The `resnet*_v2` variants (`preact=True`,
+    `stride_block="last"`, `stackwise_strides=(2, 2, 2, 1)`) compute
+    `keras.applications.ResNet50V2`'s function: there the last block of each
+    stage strides, with a 1x1 max-pool as its shortcut. A stage's first
+    block has a projection shortcut when the shape changes. The ImageNet
+    stem (7x7/2 conv, 3x3/2 max-pool) divides the size by 4; the CIFAR stem
+    (one 3x3 conv) keeps it, for 28x28 and 32x32 inputs.
 
     Args:
         input_shape: tuple. `(height, width, channels)`; any size >= 1.
@@ -45,9 +49,14 @@ def resnet(
         stackwise_num_blocks: sequence of int. Blocks per stage.
         stackwise_num_filters: sequence of int. Filters per stage (the
             bottleneck width for bottleneck blocks, which output 4x as many).
-        stackwise_strides: sequence of int. Stride of each stage's first block.
+        stackwise_strides: sequence of int. Stride of each stage (applied by
+            its first or last block, see `stride_block`).
         preact: bool. Pre-activation (v2) blocks, with batch norm and ReLU
             after the last stage. Defaults to False.
+        stride_block: str. `"first"` (the paper, ResNet50) or `"last"`
+            (keras.applications' ResNet50V2): which block of a stage
+            strides. The other blocks of a stage have identity shortcuts.
+            Defaults to `"first"`.
         stem: str. `"imagenet"` or `"cifar"`. Defaults to `"imagenet"`.
         stem_filters: int. Filters of the stem convolution. Defaults to 64.
         use_bias: bool. Biases on the convolutions (`keras.applications` has
@@ -75,6 +84,11 @@ def resnet(
         raise UserInputError(
             f'block_type must be "basic" or "bottleneck". Received: '
             f"block_type={block_type!r}"
+        )
+    if stride_block not in ("first", "last"):
+        raise UserInputError(
+            f'stride_block must be "first" or "last". Received: '
+            f"stride_block={stride_block!r}"
         )
     if stem not in ("imagenet", "cifar"):
         raise UserInputError(
@@ -108,12 +122,16 @@ def resnet(
         x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
         x = layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
     for stage, (blocks, filters, stride) in enumerate(zip(*stages), start=2):
+        strided = 1 if stride_block == "first" else blocks
         for i in range(1, blocks + 1):
             x = block(
                 x,
                 filters,
-                stride=stride if i == 1 else 1,
+                stride=stride if i == strided else 1,
                 preact=preact,
+                # The first block projects when the shape changes; the others
+                # keep the identity (max-pooled when strided).
+                conv_shortcut=None if i == 1 else False,
                 use_bias=use_bias,
                 name=f"conv{stage}_block{i}",
             )
@@ -151,6 +169,13 @@ for _depth, (_block, _blocks) in _DEPTHS.items():
             block_type=_block,
             stackwise_num_blocks=_blocks,
             preact=_preact,
+            # v2 as keras.applications' ResNetV2: each stage strides in its
+            # last block (conv2-4 by 2, conv5 not).
+            **(
+                {"stride_block": "last", "stackwise_strides": (2, 2, 2, 1)}
+                if _preact
+                else {}
+            ),
             # Basic-block ResNets have no conv biases (as in the paper and
             # torchvision); keras.applications' bottleneck ones do.
             use_bias=_block == "bottleneck",

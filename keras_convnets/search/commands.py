@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import signal
 import sys
+
+from keras_convnets.cli_common import comma_list, integer, number, stop_on_sigterm
 
 SEARCH_EXAMPLES = """examples:
   keras-convnets search --tuner evolution --max-trials 40        # tuning/evolution-fashion_mnist
@@ -31,33 +31,6 @@ interrupted one is retried, --max-trials counts every trial so far.
 Open TensorBoard (HParams dashboard) with: tensorboard --logdir tuning/PROJECT/logs"""
 
 
-def _int(text):
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
-def _float(text):
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
-def _list(kind):
-    def parse(text):
-        try:
-            return [kind(v.strip()) for v in text.split(",") if v.strip()] or None
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a comma-separated list of {kind.__name__}s, got {text!r}"
-            ) from None
-
-    parse.__name__ = f"{kind.__name__} list"
-    return parse
-
-
 def add_parsers(subparsers, formatter):
     """Adds `search` to the `keras-convnets` subcommands."""
     p = subparsers.add_parser(
@@ -80,38 +53,38 @@ def add_parsers(subparsers, formatter):
         help="search algorithm (default evolution)",
     )
     g.add_argument(
-        "--max-trials", type=_int, metavar="T", help="trials in all (default 20)"
+        "--max-trials", type=integer, metavar="T", help="trials in all (default 20)"
     )
     g.add_argument(
-        "--population-size", type=_int, metavar="P", help="evolution (default 8)"
+        "--population-size", type=integer, metavar="P", help="evolution (default 8)"
     )
     g.add_argument(
-        "--sample-size", type=_int, metavar="S", help="evolution (default 3)"
+        "--sample-size", type=integer, metavar="S", help="evolution (default 3)"
     )
     g.add_argument(
-        "--hyperband-factor", type=_int, metavar="K", help="hyperband (default 3)"
+        "--hyperband-factor", type=integer, metavar="K", help="hyperband (default 3)"
     )
     g.add_argument(
         "--initial-points",
-        type=_int,
+        type=integer,
         metavar="K",
         help="bayesian: random trials first (default 3)",
     )
-    g.add_argument("--seed", type=_int)
+    g.add_argument("--seed", type=integer)
     g.add_argument("--config", metavar="FILE", help="YAML or JSON of search fields")
     g = p.add_argument_group("search space")
     g.add_argument(
-        "--blocks", type=_int, metavar="B", help="blocks per cell (default 3)"
+        "--blocks", type=integer, metavar="B", help="blocks per cell (default 3)"
     )
     g.add_argument(
         "--cells",
-        type=_list(int),
+        type=comma_list(int),
         metavar="N[,N...]",
         help="normal cells per stage; several values are searched (default 1)",
     )
     g.add_argument(
         "--filters",
-        type=_list(int),
+        type=comma_list(int),
         metavar="F[,F...]",
         help="first-stage filters; several are searched (default 16)",
     )
@@ -119,13 +92,13 @@ def add_parsers(subparsers, formatter):
         "--learning-rate",
         "--lr",
         dest="learning_rate",
-        type=_list(float),
+        type=comma_list(float),
         metavar="LR[,LR...]",
         help="AdamW peak learning rate(s) (default 0.002)",
     )
     g.add_argument(
         "--augment",
-        type=_list(str),
+        type=comma_list(str),
         metavar="POLICY[,...]",
         help="augmentation policies (default none)",
     )
@@ -148,20 +121,20 @@ def add_parsers(subparsers, formatter):
     g.add_argument("--tfds-data-dir", help="TensorFlow Datasets data folder")
     g.add_argument(
         "--proxy-fraction",
-        type=_float,
+        type=number,
         metavar="P",
         help="fraction of the training split (default 0.1)",
     )
     g.add_argument(
         "--proxy-epochs",
-        type=_int,
+        type=integer,
         metavar="E",
         help="epochs per trial; hyperband: the most (default 2)",
     )
-    g.add_argument("--batch-size", type=_int)
+    g.add_argument("--batch-size", type=integer)
     g.add_argument(
         "--validation-fraction",
-        type=_float,
+        type=number,
         metavar="F",
         help="held out to score trials (default 0.1)",
     )
@@ -200,10 +173,6 @@ def add_parsers(subparsers, formatter):
     p.set_defaults(func=_cmd_search)
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def _cmd_search(args) -> int:
     from keras_convnets.search.runner import (
         read_config_file,
@@ -215,7 +184,7 @@ def _cmd_search(args) -> int:
     flags = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
     file_values = read_config_file(args.config) if args.config else {}
     config = resolve_search_config(file_values, flags)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    stop_on_sigterm()
     record = run_search(config, verbose=1 if sys.stdout.isatty() else 2)
     if args.json:
         print(json.dumps(record, indent=2, default=_plain))

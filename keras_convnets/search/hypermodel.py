@@ -14,7 +14,6 @@ image and the seconds spent in `fit`, which KerasTuner records in the trial.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import keras
 import keras_tuner
@@ -140,7 +139,7 @@ class CellHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp) -> keras.Model:
         from keras_convnets.training.config import get_recipe
-        from keras_convnets.training.train import build_optimizer
+        from keras_convnets.training.optim import build_optimizer
 
         genotype = self.genotype(hp)
         cells = _choice_or_fixed(hp, "cells", self.cells)
@@ -161,10 +160,12 @@ class CellHyperModel(keras_tuner.HyperModel):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = momentum
         recipe = get_recipe("fast")
-        config = replace(
-            recipe,
-            epochs=self.epochs,
+        optimizer = build_optimizer(
             learning_rate=learning_rate,
+            epochs=self.epochs,
+            steps_per_epoch=self.steps_per_epoch,
+            optimizer=recipe.optimizer,
+            schedule=recipe.schedule,
             weight_decay=(
                 recipe.weight_decay if self.weight_decay is None else self.weight_decay
             ),
@@ -172,7 +173,7 @@ class CellHyperModel(keras_tuner.HyperModel):
             warmup_epochs=min(recipe.warmup_epochs, self.epochs / 5),
         )
         model.compile(
-            optimizer=build_optimizer(config, self.steps_per_epoch),
+            optimizer=optimizer,
             loss=keras.losses.CategoricalCrossentropy(),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
             jit_compile=self.jit_compile and not self.run_eagerly,

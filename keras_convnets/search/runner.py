@@ -238,11 +238,10 @@ def final_stacking(config: SearchConfig, info, best: dict) -> dict:
 
 
 def _proxy_data(config: SearchConfig):
-    from keras_convnets.training.config import TrainConfig
-    from keras_convnets.training.train import make_datasets
+    from keras_convnets.data.pipelines import make_datasets
 
-    train_config = TrainConfig(
-        dataset=config.dataset,
+    train, validation, _, info = make_datasets(
+        config.dataset,
         data_dir=config.data_dir,
         tfds_data_dir=config.tfds_data_dir,
         validation_fraction=config.validation_fraction,
@@ -250,5 +249,4 @@ def _proxy_data(config: SearchConfig):
         batch_size=config.batch_size,
         seed=config.seed,
     )
-    train, validation, _, info = make_datasets(train_config)
     return train, validation, info

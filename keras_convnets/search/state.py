@@ -86,7 +86,7 @@ def write_bytes(path: str, data: bytes) -> None:
 
 def write_json(path: str, obj, indent: int | None = 2) -> str:
     """Writes `obj` as JSON to `path` atomically; returns the JSON text."""
-    text = json.dumps(obj, indent=indent, default=io._json_default)
+    text = json.dumps(obj, indent=indent, default=io.json_default)
     write_bytes(path, (text + ("\n" if indent else "")).encode("utf-8"))
     return text
 

@@ -81,6 +81,10 @@ class TrainConfig:
     model: str = "simple_cnn"
     # Extra keyword arguments for the model builder (e.g. {"dropout": 0.5}).
     model_kwargs: dict = field(default_factory=dict)
+    # Pretrained weights: "imagenet" or a weights file of the model's
+    # keras.applications twin (`keras_convnets.models.pretrained`); the model
+    # then gets ImageNet preprocessing in front. None: random initialization.
+    weights: str | None = None
     # A searched cell is the model `nas_cell_net` with model_kwargs
     # {"genotype": "best_genotype.json", "cells": N, "filters": F, ...}; the
     # flags and config keys in `NAS_CELL_ARGUMENTS` are shortcuts for them.
@@ -237,6 +241,10 @@ class TrainConfig:
             )
         if self.run_name is not None:
             check_run_name(self.run_name)
+        if self.weights is not None:
+            from keras_convnets.models.pretrained import get_twin
+
+            get_twin(self.model)
         if not isinstance(self.model_kwargs, dict) or not all(
             isinstance(k, str) for k in self.model_kwargs
         ):

@@ -135,11 +135,12 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 
 def atomic_write_json(path: str, obj) -> None:
     """Writes `obj` as indented JSON to `path` atomically."""
-    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default)
+    text = json.dumps(obj, indent=2, sort_keys=False, default=json_default)
     atomic_write_bytes(path, (text + "\n").encode("utf-8"))
 
 
-def _json_default(value):
+def json_default(value):
+    """`json.dumps(default=...)` for NumPy/TensorFlow scalars and arrays, sets, tuples."""
     if hasattr(value, "tolist"):
         return value.tolist()
     if hasattr(value, "item"):

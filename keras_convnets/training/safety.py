@@ -196,6 +196,10 @@ _OBJECT_KEYS = frozenset(
         "shared_object_id",
     }
 )
+# Registered classes that moved module: (the module files saved before the
+# move name, registered name). Keras finds them by registered name; the
+# allowlist accepts the old module for the same class.
+MOVED_MODULES = frozenset({("keras_convnets.data.augment", "keras_convnets>Augment")})
 # Plain data Keras writes between layers of a functional model.
 _KERAS_TENSOR_KEYS = frozenset({"shape", "dtype", "keras_history"})
 
@@ -204,7 +208,6 @@ def _registered():
     """(module, class_name, registered_name) of the package's registered classes,
     split into layers and compile-only objects (learning-rate schedules)."""
     # Importing registers every serializable layer and schedule of the package.
-    import keras_convnets.data.augment  # noqa: F401
     import keras_convnets.layers  # noqa: F401
     import keras_convnets.models  # noqa: F401
     import keras_convnets.training.schedules  # noqa: F401
@@ -218,6 +221,7 @@ def _registered():
         key = (obj.__module__, obj.__name__, name)
         if issubclass(obj, keras.layers.Layer):
             layers.add(key)
+            layers.update((m, obj.__name__, n) for m, n in MOVED_MODULES if n == name)
         elif issubclass(obj, keras.optimizers.schedules.LearningRateSchedule):
             compile_only.add(key)
     return frozenset(layers), frozenset(compile_only)

@@ -29,18 +29,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_convnets.data.datasets import DatasetInfo, load_dataset
+from keras_convnets.data import pipelines
+from keras_convnets.data.datasets import DatasetInfo
 from keras_convnets.errors import UserInputError
 from keras_convnets.inference import evaluate_model
 from keras_convnets.models.registry import check_model_kwargs, get_model
 from keras_convnets.models.tta import with_tta
 from keras_convnets.training import callbacks as kc_callbacks
-from keras_convnets.training import distribute, io
+from keras_convnets.training import distribute, io, optim
 from keras_convnets.training.config import TrainConfig, config_from_dict
-from keras_convnets.training.schedules import OneCycle
-
-# Weight names that get no weight decay: biases and normalization parameters.
-_NO_DECAY = ["bias", "gamma", "beta", "moving_mean", "moving_variance"]
 
 
 def versions() -> dict:
@@ -104,62 +101,27 @@ def build_optimizer(
 
     Returns:
         A `keras.optimizers.Optimizer` with biases and normalization weights
-        excluded from weight decay.
+        excluded from weight decay (see `training.optim.build_optimizer`).
     """
-    total = max(1, config.epochs * steps_per_epoch)
-    warmup = min(total, int(round(config.warmup_epochs * steps_per_epoch)))
-    lr = config.learning_rate
-    if config.schedule == "constant":
-        schedule = lr
-    elif config.schedule == "cosine":
-        if warmup:
-            schedule = keras.optimizers.schedules.CosineDecay(
-                initial_learning_rate=lr / 25.0,
-                decay_steps=max(1, total - warmup),
-                warmup_target=lr,
-                warmup_steps=warmup,
-            )
-        else:
-            schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=total)
-    else:  # one-cycle
-        schedule = OneCycle(lr, total_steps=total, warmup_steps=warmup)
-
-    decay = config.weight_decay or None
-    # Weight EMA: the average replaces the weights at every epoch's last step,
-    # so validation, checkpoints and resume all see the averaged model.
-    ema = (
-        dict(
-            use_ema=True,
-            ema_momentum=config.ema,
-            ema_overwrite_frequency=steps_per_epoch,
-        )
-        if config.ema
-        else {}
+    return optim.build_optimizer(
+        learning_rate=config.learning_rate,
+        epochs=config.epochs,
+        steps_per_epoch=steps_per_epoch,
+        optimizer=config.optimizer,
+        schedule=config.schedule,
+        warmup_epochs=config.warmup_epochs,
+        weight_decay=config.weight_decay,
+        momentum=config.momentum,
+        ema=config.ema,
     )
-    if config.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(schedule, weight_decay=decay, **ema)
-    elif config.optimizer == "adamw":
-        optimizer = keras.optimizers.AdamW(
-            schedule, weight_decay=config.weight_decay, **ema
-        )
-    else:
-        optimizer = keras.optimizers.SGD(
-            schedule,
-            momentum=config.momentum,
-            nesterov=config.optimizer == "nesterov",
-            weight_decay=decay,
-            **ema,
-        )
-    if config.weight_decay:
-        optimizer.exclude_from_weight_decay(var_names=_NO_DECAY)
-    return optimizer
 
 
 def make_datasets(config: TrainConfig, epoch: tf.Variable | None = None):
     """Returns `(train, validation or None, test, info)` pipelines for a config.
 
     Labels are one-hot so that label smoothing, mixup and cutmix apply; the
-    training batches go through the config's augmentation policy.
+    training batches go through the config's augmentation policy (see
+    `data.pipelines.make_datasets`).
 
     Args:
         config: TrainConfig.
@@ -168,85 +130,25 @@ def make_datasets(config: TrainConfig, epoch: tf.Variable | None = None):
             (see `load_dataset`); `train_and_evaluate` keeps it current with
             `callbacks.EpochCounter`.
     """
-    common = dict(
-        seed=config.seed,
-        validation_fraction=config.validation_fraction,
-        train_fraction=config.train_fraction,
-        data_dir=config.data_dir,
-        tfds_data_dir=config.tfds_data_dir,
-        image_size=config.image_size,
-    )
-    _, info = load_dataset(config.dataset, "test", **common)
-    empty = [split for split in ("train", "test") if not info.sizes[split]]
-    if config.validation_fraction and not info.sizes["validation"]:
-        empty.append("validation")
-    if empty:
-        raise UserInputError(
-            f"Dataset {info.name!r} gives an empty {' and '.join(empty)} split "
-            f"(sizes: {info.sizes}); use more data or other fractions."
-        )
-    one_hot = _one_hot_fn(info.num_classes)
-    train, _ = load_dataset(
+    return pipelines.make_datasets(
         config.dataset,
-        "train",
         batch_size=config.batch_size,
-        map_fn=one_hot,
-        prefetch=False,
         epoch=epoch,
-        **common,
+        **_data_fields(config),
     )
-    train = _augment(train, config, epoch).prefetch(tf.data.AUTOTUNE)
-    validation = None
-    if info.sizes["validation"]:
-        validation, _ = load_dataset(
-            config.dataset,
-            "validation",
-            batch_size=config.batch_size,
-            map_fn=one_hot,
-            **common,
-        )
-    test, _ = load_dataset(
-        config.dataset, "test", batch_size=config.batch_size, map_fn=one_hot, **common
-    )
-    return train, validation, test, info
 
 
-def _one_hot_fn(num_classes):
-    def one_hot(images, labels):
-        return images, tf.one_hot(labels, num_classes, dtype=tf.float32)
-
-    return one_hot
-
-
-def _augment(ds, config, epoch=None):
-    if config.augment == "none":
-        return ds
-    from keras_convnets.data.augment import augment_dataset
-
-    return augment_dataset(ds, config.augment, seed=config.seed, epoch=epoch)
-
-
-def _sample_images(config: TrainConfig, info: DatasetInfo):
-    """A few training inputs (after augmentation) for TensorBoard."""
-    n = config.tensorboard_images
-    ds, _ = load_dataset(
-        config.dataset,
-        "train",
-        batch_size=n,
-        shuffle=False,
-        map_fn=_one_hot_fn(info.num_classes),
-        prefetch=False,
-        cache=False,
+def _data_fields(config: TrainConfig) -> dict:
+    """The config's fields that choose the data, as `data.pipelines` takes them."""
+    return dict(
         seed=config.seed,
         validation_fraction=config.validation_fraction,
         train_fraction=config.train_fraction,
         data_dir=config.data_dir,
         tfds_data_dir=config.tfds_data_dir,
         image_size=config.image_size,
+        augment=config.augment,
     )
-    images, labels = next(iter(_augment(ds, config)))
-    top = np.argmax(labels.numpy(), axis=-1)
-    return images.numpy(), [info.class_names[i] for i in top]
 
 
 def _resolve_jit(config: TrainConfig) -> bool:
@@ -475,14 +377,14 @@ def train_and_evaluate(
         claim = _worker_claim(config, dist)
     with claim as (run_dir, resuming):
         record = _train_locked(
-            config,
-            run_dir,
-            resuming,
-            start,
-            verbose,
-            datasets,
-            epoch_variable,
-            model,
+            config=config,
+            run_dir=run_dir,
+            resuming=resuming,
+            start=start,
+            verbose=verbose,
+            datasets=datasets,
+            epoch_variable=epoch_variable,
+            model=model,
             dist=dist,
         )
     distribute.finish_worker(run_dir, dist)
@@ -527,37 +429,111 @@ def _float32_outputs(model: keras.Model) -> keras.Model:
             config["dtype"] = "float32"
         return layer.__class__.from_config(config)
 
-    return keras.models.clone_model(model, clone_function=clone)
+    cloned = keras.models.clone_model(model, clone_function=clone)
+    cloned.set_weights(model.get_weights())  # e.g. pretrained weights
+    return cloned
 
 
 def _build_architecture(config: TrainConfig, info: DatasetInfo) -> keras.Model:
+    if config.weights:
+        from keras_convnets.models.pretrained import pretrained_model
+
+        return pretrained_model(
+            config.model,
+            info.image_shape,
+            info.num_classes,
+            config.weights,
+            **config.model_kwargs,
+        )
     return get_model(
         config.model, info.image_shape, info.num_classes, **config.model_kwargs
     )
 
 
+# The run folder's files (see the module docstring).
+RUN_FILES = ("config.json", "model.keras", "run.json", "history.json", "logs", "backup")
+
+
 def _train_locked(
-    config, run_dir, resuming, start, verbose, datasets, epoch_variable, model, dist
-):
-    paths = {
-        name: os.path.join(run_dir, name)
-        for name in (
-            "config.json",
-            "model.keras",
-            "run.json",
-            "history.json",
-            "logs",
-            "backup",
-        )
-    }
-    best_weights = os.path.join(run_dir, "checkpoints", "best.weights.h5")
+    *,
+    config: TrainConfig,
+    run_dir: str,
+    resuming: bool,
+    start: float,
+    verbose,
+    datasets: tuple,
+    epoch_variable: tf.Variable,
+    model: keras.Model,
+    dist,
+) -> dict:
+    """The job, under the run folder's lock: compile, fit, select, save, test, record."""
+    paths = {name: os.path.join(run_dir, name) for name in RUN_FILES}
+    train_ds, val_ds, test_ds, info = datasets
+    # Without a validation split there is nothing to select on.
+    best_weights = (
+        os.path.join(run_dir, "checkpoints", "best.weights.h5")
+        if val_ds is not None
+        else None
+    )
     if resuming:
         print(f"Resuming the unfinished run in {run_dir}", flush=True)
     io.atomic_write_json(paths["config.json"], config.to_dict())
 
-    train_ds, val_ds, test_ds, info = datasets
-    steps_per_epoch = math.ceil(info.sizes["train"] / config.batch_size)
+    jit_compile = _compile(
+        model,
+        config=config,
+        steps_per_epoch=math.ceil(info.sizes["train"] / config.batch_size),
+        dist=dist,
+    )
+    callbacks = _callbacks(
+        config=config,
+        paths=paths,
+        best_weights=best_weights,
+        epoch_variable=epoch_variable,
+        info=info,
+        dist=dist,
+    )
+    fit_time = _fit(
+        model,
+        config=config,
+        train_ds=train_ds,
+        val_ds=val_ds,
+        callbacks=callbacks,
+        info=info,
+        verbose=verbose,
+        dist=dist,
+    )
+    model, best_epoch, without_tta = _select_and_save(
+        model,
+        config=config,
+        best_weights=best_weights,
+        test_ds=test_ds,
+        model_path=paths["model.keras"],
+    )
+    record = _run_record(
+        model,
+        config=config,
+        run_dir=run_dir,
+        info=info,
+        history_path=paths["history.json"],
+        best_epoch=best_epoch,
+        test=evaluate_model(model, test_ds),
+        validation=evaluate_model(model, val_ds) if val_ds is not None else None,
+        without_tta=without_tta,
+        wall_time_s=round(time.time() - start, 2),
+        fit_time=fit_time,
+        resuming=resuming,
+        jit_compile=jit_compile,
+        dist=dist,
+    )
+    io.atomic_write_json(paths["run.json"], record)
+    # Only now: a kill before this line resumes at the last epoch, not epoch 1.
+    finish_run_dir(run_dir)
+    return record
 
+
+def _compile(model, *, config: TrainConfig, steps_per_epoch: int, dist) -> bool:
+    """Compiles `model` for the config in the strategy's scope; returns jit_compile."""
     jit_compile, jit_note = distribute.resolve_jit(_resolve_jit(config), dist)
     if jit_note:
         print(f"Note: {jit_note}", flush=True)
@@ -570,7 +546,22 @@ def _train_locked(
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
             jit_compile=jit_compile,
         )
+    return jit_compile
 
+
+def _callbacks(
+    *,
+    config: TrainConfig,
+    paths: dict,
+    best_weights: str | None,
+    epoch_variable: tf.Variable,
+    info: DatasetInfo,
+    dist,
+) -> list:
+    """Backup, epoch sync and counter, NaN stop, history, TensorBoard, best checkpoint.
+
+    `best_weights` is None without a validation split (nothing to select on).
+    """
     backup = kc_callbacks.AtomicBackupAndRestore(paths["backup"])
     callbacks = [
         backup,
@@ -580,12 +571,31 @@ def _train_locked(
         kc_callbacks.EpochHistory(paths["history.json"]),
         keras.callbacks.TensorBoard(paths["logs"], write_graph=False),
     ]
-    if val_ds is not None:
+    if best_weights is not None:
         callbacks.append(kc_callbacks.BestCheckpoint(best_weights))
     if config.tensorboard_images:
-        images, captions = _sample_images(config, info)
+        images, captions = pipelines.sample_images(
+            config.dataset,
+            info,
+            count=config.tensorboard_images,
+            **_data_fields(config),
+        )
         callbacks.append(kc_callbacks.ImageSamples(paths["logs"], images, captions))
+    return callbacks
 
+
+def _fit(
+    model,
+    *,
+    config: TrainConfig,
+    train_ds,
+    val_ds,
+    callbacks: list,
+    info: DatasetInfo,
+    verbose,
+    dist,
+) -> float:
+    """Announces the run and runs `model.fit`; returns its wall time in seconds."""
     label = config.model
     print(
         f"Training {label} ({model.count_params():,} parameters) on "
@@ -604,15 +614,19 @@ def _train_locked(
             verbose=verbose,
             shuffle=False,  # the pipeline shuffles, seeded
         )
-    fit_time = time.time() - fit_start
+    return time.time() - fit_start
 
-    history = (
-        io.read_json(paths["history.json"])
-        if os.path.exists(paths["history.json"])
-        else []
-    )
+
+def _select_and_save(
+    model, *, config: TrainConfig, best_weights: str | None, test_ds, model_path: str
+):
+    """Loads the best-on-validation weights, adds TTA, saves model.keras.
+
+    Returns:
+        `(model, best_epoch (1-based) or None, test accuracy without TTA or None)`.
+    """
     best_epoch = None
-    if val_ds is not None and os.path.exists(best_weights):
+    if best_weights is not None and os.path.exists(best_weights):
         model.load_weights(best_weights)
         best_epoch = (
             io.read_json(best_weights.replace(".weights.h5", ".json"))["epoch"] + 1
@@ -623,11 +637,30 @@ def _train_locked(
         # model.keras reproduces the reported number.
         without_tta = evaluate_model(model, test_ds)["accuracy"]
         model = with_tta(model, config.tta)
-    io.save_model_atomic(model, paths["model.keras"])
+    io.save_model_atomic(model, model_path)
+    return model, best_epoch, without_tta
 
-    test = evaluate_model(model, test_ds)
-    validation = evaluate_model(model, val_ds) if val_ds is not None else None
-    record = {
+
+def _run_record(
+    model,
+    *,
+    config: TrainConfig,
+    run_dir: str,
+    info: DatasetInfo,
+    history_path: str,
+    best_epoch: int | None,
+    test: dict,
+    validation: dict | None,
+    without_tta: float | None,
+    wall_time_s: float,
+    fit_time: float,
+    resuming: bool,
+    jit_compile: bool,
+    dist,
+) -> dict:
+    """The run record written to run.json."""
+    history = io.read_json(history_path) if os.path.exists(history_path) else []
+    return {
         "run_dir": os.path.abspath(run_dir),
         "config": config.to_dict(),
         "dataset": info.to_dict(),
@@ -641,7 +674,7 @@ def _train_locked(
         "test_accuracy": test["accuracy"],
         "test_loss": test["loss"],
         "test_accuracy_without_tta": without_tta,
-        "wall_time_s": round(time.time() - start, 2),
+        "wall_time_s": wall_time_s,
         "fit_time_s": round(fit_time, 2),
         "resumed": resuming,
         "jit_compile": jit_compile,
@@ -649,10 +682,6 @@ def _train_locked(
         "versions": versions(),
         "command": " ".join(sys.argv),
     }
-    io.atomic_write_json(paths["run.json"], record)
-    # Only now: a kill before this line resumes at the last epoch, not epoch 1.
-    finish_run_dir(run_dir)
-    return record
 
 
 def _replicas_note(config, dist) -> str:
