@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -109,7 +110,7 @@ def add_parsers(subparsers, formatter):
     )
     g.add_argument(
         "--params-budget",
-        type=_int,
+        type=integer,
         metavar="N",
         help="final stacking: the widest F within N parameters (e.g. 470000)",
     )
