@@ -75,7 +75,7 @@ def serve_oracle(oracle, poll_seconds: float = 0.2) -> None:
         server.stop(grace=1.0)
 
 
-def _wait_for_chief(timeout: float) -> None:
+def wait_for_chief(timeout: float) -> None:
     import grpc
 
     address = (

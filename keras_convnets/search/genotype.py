@@ -16,13 +16,10 @@ from __future__ import annotations
 
 from keras_convnets.blocks import nas_cell as _cell
 from keras_convnets.blocks.nas_cell import (  # noqa: F401 (re-exported)
-    _SHORT,
     CELL_NORMS,
     CELL_TYPES,
     OPERATIONS,
     Block,
-    _block_from,
-    _project,
     apply_operation,
     input_name,
     nas_cell,

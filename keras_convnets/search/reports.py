@@ -19,7 +19,7 @@ from keras_convnets.search.hypermodel import OBJECTIVE
 from keras_convnets.training import io
 
 
-def _read_runs(trial_dir: str) -> list:
+def read_runs(trial_dir: str) -> list:
     path = os.path.join(trial_dir, "runs.json")
     try:
         return io.read_json(path) if os.path.exists(path) else []
@@ -46,7 +46,7 @@ def load_trials(project_dir: str) -> list[dict]:
                 return trial.metrics.get_last_value(key)
             return None
 
-        runs = _read_runs(os.path.join(project_dir, name))
+        runs = read_runs(os.path.join(project_dir, name))
         rows.append(
             {
                 "trial_id": trial.trial_id,

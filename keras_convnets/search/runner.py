@@ -44,14 +44,14 @@ from keras_convnets.search.config import (  # noqa: F401 (re-exported)
     resolve_search_config,
 )
 from keras_convnets.search.distribution import (  # noqa: F401 (re-exported)
-    _wait_for_chief,
     distributed_env,
     serve_oracle,
+    wait_for_chief,
 )
 from keras_convnets.search.hypermodel import CellHyperModel
 from keras_convnets.search.reports import (  # noqa: F401 (re-exported)
-    _read_runs,
     load_trials,
+    read_runs,
     write_reports,
 )
 from keras_convnets.search.tuners import (  # noqa: F401 (re-exported)
@@ -148,7 +148,7 @@ def run_search(
     with distributed_env(config), lock:
         if worker:
             _check_resume(config)
-            _wait_for_chief(worker_wait_seconds)
+            wait_for_chief(worker_wait_seconds)
         else:
             os.makedirs(config.project_dir, exist_ok=True)
             if config.overwrite:
@@ -202,7 +202,7 @@ def run_search(
                 if name.startswith("trial_")
                 and any(
                     r["tuner_id"] == config.tuner_id
-                    for r in _read_runs(os.path.join(config.project_dir, name))
+                    for r in read_runs(os.path.join(config.project_dir, name))
                 )
             )
             return {"tuner_id": config.tuner_id, "trials_run": ran}
