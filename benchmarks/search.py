@@ -1,6 +1,6 @@
 """Architecture-search benchmark: evolution vs random, overhead, memory, transfer.
 
-Three parts, one JSON file (default `benchmarks/results/search.json`):
+Four parts, one JSON file (default `benchmarks/results/search.json`):
 
 1. `compare`: regularized evolution vs random search at an equal trial budget
    on a proxy task, several seeds; best validation accuracy after each trial.
@@ -14,6 +14,8 @@ Three parts, one JSON file (default `benchmarks/results/search.json`):
    the widest F within the recipe net's parameters) and trained with the
    fast recipe through `train_and_evaluate` (selected on validation, tested
    once), against the fast recipe's own network.
+4. `memory`: RSS after each of 50 tiny trials of a search with the default
+   flags (graph mode); must grow by at most 1 MB per trial.
 
     python benchmarks/search.py --quick            # minutes on 2 CPU cores
     python benchmarks/search.py                    # hours: 1 CPU-hour search
@@ -62,6 +64,8 @@ SIZES = {
         memory_fraction=0.02,
         memory_run_eagerly=True,
         search_cpu_seconds=90,
+        flat_memory_trials=50,
+        flat_memory_run_eagerly=None,
         final_recipe="fast",
         final_overrides=dict(epochs=1, train_fraction=0.1),
         final_max_filters=16,
@@ -85,6 +89,9 @@ SIZES = {
         # Eager skips tracing; graph mode (False) shows the per-trial graph
         # memory Keras/TF keep (see README "Benchmark").
         memory_run_eagerly=True,
+        # The `memory` part: this many trials with the default flags.
+        flat_memory_trials=50,
+        flat_memory_run_eagerly=None,
         # Process CPU time (time.process_time: every TF thread), not wall time.
         search_cpu_seconds=3600,
         # The final training: this recipe (falls back to "default" if absent),
@@ -217,6 +224,79 @@ def overhead_memory(size, directory):
     }
 
 
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def memory(size, directory, save=None):
+    """RSS after each of `flat_memory_trials` tiny trials, default flags.
+
+    The search as a user runs it (no `run_eagerly` or other flag unless
+    `flat_memory_run_eagerly` is set): KerasTuner builds, compiles and fits one
+    tiny cell net per trial. Memory is flat when each trial's model,
+    optimizer and traced train function are freed after it; the growth per
+    trial is the least-squares slope of RSS over trials, after the first
+    five (TensorFlow's kernels and caches warm up).
+    """
+    from keras_convnets.search.runner import load_trials, run_search
+
+    overrides = dict(
+        tuner="random",
+        max_trials=size["flat_memory_trials"],
+        blocks=1,
+        filters=(4,),
+        proxy_fraction=size["memory_fraction"],
+        validation_fraction=0.02,
+        proxy_epochs=1,
+    )
+    eager = size.get("flat_memory_run_eagerly")
+    config = _config(size, directory, "memory-default", **overrides)
+    # `_config` copies the size's run_eagerly; the default flags are wanted.
+    from keras_convnets.search.runner import SearchConfig
+
+    config = replace(
+        config,
+        run_eagerly=SearchConfig.run_eagerly if eager is None else bool(eager),
+    )
+    rss = []
+    start = time.perf_counter()
+
+    def at_trial_end(tuner):
+        rss.append(_rss_mb())
+        if save is not None:  # a long run keeps what it measured
+            save({"cpu_model": _cpu_model(), "rss_mb_after_each_trial": rss})
+
+    run_search(config, verbose=0, on_trial_end=at_trial_end)
+    wall = time.perf_counter() - start
+    rows = load_trials(config.project_dir)
+    warm = rss[5:] if len(rss) > 7 else rss
+    return {
+        "cpu_model": _cpu_model(),
+        "flags": {
+            k: v
+            for k, v in config.to_dict().items()
+            if k not in ("directory", "project", "overwrite")
+        },
+        "trials": len(rows),
+        "search_wall_s": round(wall, 1),
+        "median_trial_s": round(statistics.median(r["seconds"] for r in rows), 2),
+        "rss_mb_after_each_trial": [round(v, 1) for v in rss],
+        "rss_growth_mb_per_trial_after_5": round(
+            _slope(list(range(len(warm))), warm), 3
+        ),
+        "rss_growth_mb_first_to_last_after_5": round(warm[-1] - warm[0], 1)
+        if warm
+        else None,
+    }
+
+
 def _slope(x, y):
     if len(x) < 2:
         return 0.0
@@ -267,8 +347,8 @@ def transfer(size, directory, save=None):
     the CPU time its earlier runs spent (`benchmark_search_progress.json`,
     written after every trial) counted against the budget.
     """
+    from keras_convnets.models.nas_cell_net import filters_for_budget
     from keras_convnets.models.registry import get_model
-    from keras_convnets.search.genotype import build_from_genotype, load_genotype
     from keras_convnets.search.runner import run_search, write_reports
     from keras_convnets.training import io
     from keras_convnets.training.train import make_datasets
@@ -355,24 +435,25 @@ def transfer(size, directory, save=None):
     budget_params = get_model(
         recipe.model, info.image_shape, info.num_classes, **recipe.model_kwargs
     ).count_params()
-    genotype = load_genotype(search["best_genotype_path"])
-    filters = size["filters"]
-    cap = size["final_max_filters"] or float("inf")
-    while filters + 4 <= cap and (
-        build_from_genotype(
-            genotype, info.image_shape, info.num_classes, cells=1, filters=filters + 4
-        ).count_params()
-        <= budget_params
-    ):
-        filters += 4
+    filters = filters_for_budget(
+        search["best_genotype_path"],
+        info.image_shape,
+        info.num_classes,
+        cells=1,
+        params_budget=budget_params,
+    )
+    filters = min(filters, size["final_max_filters"] or filters)
     runs = {
         "hand_designed": replace(recipe, run_name="hand_designed"),
         "searched_cell": replace(
             recipe,
             run_name="searched_cell",
-            genotype=search["best_genotype_path"],
-            cells=1,
-            filters=filters,
+            model="nas_cell_net",
+            model_kwargs={
+                "genotype": search["best_genotype_path"],
+                "cells": 1,
+                "filters": filters,
+            },
         ),
     }
     models = {}
@@ -443,7 +524,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="minutes, tiny proxies")
     parser.add_argument("--out", default="benchmarks/results/search.json")
     parser.add_argument(
-        "--parts", default="compare,overhead_memory,transfer", help="comma-separated"
+        "--parts",
+        default="compare,overhead_memory,transfer,memory",
+        help="comma-separated",
     )
     parser.add_argument("--directory", help="search projects (default: a temp dir)")
     parser.add_argument(
@@ -471,6 +554,7 @@ def main(argv=None):
         "compare": compare,
         "overhead_memory": overhead_memory,
         "transfer": transfer,
+        "memory": memory,
     }
     report = {
         "mode": "quick" if args.quick else "full",

@@ -132,7 +132,11 @@ def test_missing_config_file(tmp_path):
         ({"learning_rate": float("nan")}, "learning_rate must be a finite number"),
         ({"weight_decay": float("inf")}, "weight_decay must be a finite number"),
         ({"momentum": float("nan")}, "momentum must be a finite number"),
-        ({"filters": 10**6}, r"filters must be in \[1, 8192\]"),
+        (
+            {"genotype": "g.json", "filters": 10**6},
+            r"filters must be an int in \[1, 8192\]",
+        ),
+        ({"filters": 8}, r"--filters apply to a searched cell; pass --genotype"),
         ({"tensorboard_images": 10**9}, r"tensorboard_images must be in \[0, 256\]"),
     ],
 )

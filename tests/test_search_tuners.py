@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from dataclasses import replace
 
 import keras
 import keras_tuner
@@ -62,7 +63,9 @@ def test_proxy_batch_norm_momentum_forgets_the_initial_statistics():
         assert 0 <= momentum <= 0.99
         assert momentum ** (steps / 2) <= 0.01 + 1e-9
     assert proxy_bn_momentum(10_000) == 0.99
-    hypermodel = CellHyperModel((28, 28, 1), 10, blocks=1, epochs=1, steps_per_epoch=22)
+    hypermodel = CellHyperModel(
+        (28, 28, 1), 10, blocks=1, epochs=1, steps_per_epoch=22, cell_norm="batch"
+    )
     model = hypermodel.build(keras_tuner.HyperParameters())
     norms = [
         layer
@@ -95,7 +98,7 @@ def test_trial_state_is_built_before_the_train_function_is_traced():
     y = keras.utils.to_categorical(rng.integers(0, 10, 32), 10)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     hypermodel = CellHyperModel(
-        (28, 28, 1), 10, blocks=1, filters=(4,), steps_per_epoch=2
+        (28, 28, 1), 10, blocks=1, filters=(4,), steps_per_epoch=2, run_eagerly=False
     )
     before = cond_graphs()
     model = hypermodel.build(keras_tuner.HyperParameters())
@@ -217,3 +220,89 @@ def test_config_file_and_flags(tmp_path):
         resolve_search_config({}, {"tuner_id": "worker0"})
     with pytest.raises(ValueError, match="HOST:PORT"):
         resolve_search_config({}, {"tuner_id": "chief", "oracle_address": "localhost"})
+
+
+def test_cell_norm_and_final_stacking_reach_train(tmp_path, small_fashion_dir):
+    # The searched normalization and the parameter budget are recorded in
+    # best_genotype.json, so the model `train --genotype` builds is the one
+    # the search stacked.
+    from keras_convnets.models import get_model
+
+    config = _config(
+        tmp_path,
+        small_fashion_dir,
+        tuner="random",
+        max_trials=1,
+        cell_norm="batch",
+        params_budget=30_000,
+    )
+    record = run_search(config, verbose=0)
+    path = tmp_path / "random-fashion_mnist" / "best_genotype.json"
+    data = json.loads(path.read_text())
+    assert data["cell_norm"] == "batch"
+    assert data["stacking"] == record["stacking"]
+    stacking = data["stacking"]
+    assert stacking["params_budget"] == 30_000 and stacking["cells"] == 1
+    model = get_model(
+        "nas_cell_net",
+        (28, 28, 1),
+        10,
+        genotype=str(path),
+        cells=stacking["cells"],
+        params_budget=30_000,
+    )
+    assert model.count_params() == stacking["params"] <= 30_000
+    assert any(isinstance(x, keras.layers.BatchNormalization) for x in model.layers)
+    summary = (tmp_path / "random-fashion_mnist" / "summary.md").read_text()
+    assert "--cells 1 --params-budget 30000" in summary
+
+
+def test_a_project_from_before_cell_norm_resumes_only_with_batch_norm(tmp_path):
+    from keras_convnets.search.runner import _check_resume
+
+    config = SearchConfig(directory=str(tmp_path), project="old")
+    os.makedirs(config.project_dir)
+    old = config.to_dict()
+    del old["cell_norm"]  # written before cell_norm existed: BatchNorm cells
+    (tmp_path / "old" / "search_config.json").write_text(json.dumps(old))
+    with pytest.raises(ValueError, match="differs in: cell_norm"):
+        _check_resume(config)
+    assert _check_resume(replace(config, cell_norm="batch"))
+
+
+def test_no_trial_model_or_traced_graph_outlives_its_trial(
+    tmp_path, small_fashion_dir, monkeypatch
+):
+    # With the default flags (eager trials), a trial's model and optimizer
+    # are freed when it ends and no traced graph is left behind, so RSS stays
+    # flat over a long search (`benchmarks/search.py --parts memory`). In
+    # graph mode TensorFlow keeps each trial's traced train graph: the graph
+    # count grows by one or more per trial and this test fails.
+    import gc
+    import weakref
+
+    from tensorflow.python.framework import func_graph
+
+    built = []
+    original = CellHyperModel.build
+
+    def build(self, hp):
+        model = original(self, hp)
+        built.append((weakref.ref(model), weakref.ref(model.optimizer)))
+        return model
+
+    monkeypatch.setattr(CellHyperModel, "build", build)
+    graphs = []
+
+    def at_trial_end(tuner):
+        gc.collect()
+        assert all(m() is None and o() is None for m, o in built)
+        graphs.append(
+            sum(isinstance(o, func_graph.FuncGraph) for o in gc.get_objects())
+        )
+
+    config = _config(tmp_path, small_fashion_dir, tuner="random", max_trials=3)
+    config = replace(config, run_eagerly=SearchConfig.run_eagerly)  # the default
+    run_search(config, verbose=0, on_trial_end=at_trial_end)
+    assert len(graphs) == 3 and len(built) >= 3  # KerasTuner builds once first
+    assert graphs[2] == graphs[1], graphs

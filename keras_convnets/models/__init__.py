@@ -10,6 +10,7 @@ from keras_convnets.models import (
     inception_resnet,  # noqa: F401
     lenet,  # noqa: F401
     mobilenet,  # noqa: F401
+    nas_cell_net,  # noqa: F401
     pretrained,  # noqa: F401
     resnet,  # noqa: F401
     vgg,  # noqa: F401

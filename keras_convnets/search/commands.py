@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -23,6 +24,8 @@ SEARCH_EXAMPLES = """examples:
   # then train the best cell at full size
   keras-convnets train --genotype tuning/evolution-fashion_mnist/best_genotype.json \\
       --cells 2 --filters 32
+  keras-convnets train --genotype tuning/evolution-fashion_mnist/best_genotype.json \\
+      --cells 2 --params-budget 470000          # the widest F within simple_cnn's size
 
 Rerunning the same command resumes the search: finished trials are kept, the
 interrupted one is retried, --max-trials counts every trial so far.
@@ -100,6 +103,17 @@ def add_parsers(subparsers, formatter):
         metavar="POLICY[,...]",
         help="augmentation policies (default none)",
     )
+    g.add_argument(
+        "--cell-norm",
+        choices=("none", "batch"),
+        help="BatchNorm in the cells: none (default, fast on CPUs) or batch",
+    )
+    g.add_argument(
+        "--params-budget",
+        type=integer,
+        metavar="N",
+        help="final stacking: the widest F within N parameters (e.g. 470000)",
+    )
     g = p.add_argument_group("proxy task")
     g.add_argument(
         "--dataset", help="fashion_mnist (default), mnist, TFDS name, folder"
@@ -127,9 +141,11 @@ def add_parsers(subparsers, formatter):
     )
     g.add_argument(
         "--run-eagerly",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="no tf.function tracing: faster for tiny proxies on CPU",
+        help="train trials without tf.function tracing (default: on; faster for "
+        "small proxies on CPU, flat memory; --no-run-eagerly: graph mode, about "
+        "36 MB more RSS per trial)",
     )
     g = p.add_argument_group("output")
     g.add_argument("--directory", help="where projects land (default tuning)")
@@ -202,10 +218,11 @@ def _cmd_search(args) -> int:
     print(f"Trials:        {paths['trials_csv']}")
     print(f"Summary:       {paths['summary']}")
     print(f"TensorBoard:   tensorboard --logdir {os.path.join(project, 'logs')}")
+    from keras_convnets.search.reports import train_command
+
     print(
-        f"Next:          keras-convnets train --genotype {paths['best_genotype']} "
-        f"--cells {best['cells'] or 1} --filters {best['filters'] or 16} "
-        f"--dataset {record['dataset']}"
+        "Next:          "
+        + train_command(paths["best_genotype"], record["stacking"], record["dataset"])
     )
     return 0
 

@@ -3,11 +3,12 @@
 `CellHyperModel.build(hp)` declares the cell choices (`normal_0_op_a`, ...)
 and the network hyperparameters `cells`, `filters`, `learning_rate` and
 `augment` (searched when given several values, `hp.Fixed` otherwise), builds
-the network with `build_from_genotype` and compiles it. `fit` trains it on the
-proxy task (a seeded fraction of the training split, few epochs), applying the
-trial's augmentation policy, and returns the metrics of the best epoch plus
-the model's parameters, forward FLOPs per image and the seconds spent in
-`fit`, which KerasTuner records in the trial.
+the network with `build_from_genotype` (the model `nas_cell_net`) and compiles
+it with the `fast` training recipe's optimizer (AdamW, warm-up, cosine).
+`fit` trains it on the proxy task (a seeded fraction of the training split,
+few epochs), applying the trial's augmentation policy, and returns the
+metrics of the best epoch plus the model's parameters, forward FLOPs per
+image and the seconds spent in `fit`, which KerasTuner records in the trial.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import time
 import keras
 import keras_tuner
 
+from keras_convnets.blocks.nas_cell import check_cell_norm
 from keras_convnets.errors import UserInputError
-from keras_convnets.search.genotype import Genotype, build_from_genotype
+from keras_convnets.models.nas_cell_net import build_from_genotype
+from keras_convnets.search.genotype import Genotype
 from keras_convnets.training.train import build_state_eagerly
 
 OBJECTIVE = "val_accuracy"
@@ -60,18 +63,23 @@ class CellHyperModel(keras_tuner.HyperModel):
             fixes it. Defaults to `(1,)`.
         filters: sequence of int. Candidate first-stage filters, `F`.
             Defaults to `(16,)`.
-        learning_rate: sequence of float. Candidate peak learning rates
-            (AdamW, cosine decay). Defaults to `(2e-3,)`.
+        learning_rate: sequence of float. Candidate peak learning rates.
+            Defaults to `(2e-3,)`. The optimizer is the `fast` training
+            recipe's: AdamW, linear warm-up, cosine decay.
         augment: sequence of str. Candidate augmentation policies
             (`keras_convnets.data.augment.list_policies()`). Defaults to
             `("none",)`.
         epochs: int. Proxy epochs, for the learning-rate schedule. Defaults to 1.
         steps_per_epoch: int. Batches per proxy epoch, for the schedule.
-        weight_decay: float. Decoupled weight decay. Defaults to 5e-4.
+        weight_decay: float. Decoupled weight decay. Defaults to the `fast`
+            recipe's (0.05).
+        cell_norm: str. `"none"` (the default: no BatchNorm, fast on CPUs) or
+            `"batch"`; see `keras_convnets.blocks.nas_cell`.
         seed: int. Seed of the augmentation draws. Defaults to 0.
         jit_compile: bool. XLA for the train step. Defaults to False.
         run_eagerly: bool. Train without tracing a `tf.function` (faster for
-            proxies of a few batches). Defaults to False.
+            proxies of a few batches, and no traced graph outlives the
+            trial). Defaults to True.
 
     Example:
 
@@ -94,10 +102,11 @@ class CellHyperModel(keras_tuner.HyperModel):
         augment=("none",),
         epochs=1,
         steps_per_epoch=1,
-        weight_decay=5e-4,
+        weight_decay=None,
         seed=0,
         jit_compile=False,
-        run_eagerly=False,
+        run_eagerly=True,
+        cell_norm="none",
         name="cell_search",
     ):
         super().__init__(name=name, tunable=True)
@@ -118,7 +127,8 @@ class CellHyperModel(keras_tuner.HyperModel):
             )
         self.epochs = int(epochs)
         self.steps_per_epoch = int(steps_per_epoch)
-        self.weight_decay = float(weight_decay)
+        self.weight_decay = None if weight_decay is None else float(weight_decay)
+        self.cell_norm = check_cell_norm(cell_norm)
         self.seed = int(seed)
         self.jit_compile = bool(jit_compile)
         self.run_eagerly = bool(run_eagerly)
@@ -128,6 +138,7 @@ class CellHyperModel(keras_tuner.HyperModel):
         return Genotype.from_hyperparameters(hp, blocks=self.blocks)
 
     def build(self, hp) -> keras.Model:
+        from keras_convnets.training.config import get_recipe
         from keras_convnets.training.optim import build_optimizer
 
         genotype = self.genotype(hp)
@@ -142,18 +153,24 @@ class CellHyperModel(keras_tuner.HyperModel):
             cells=cells,
             filters=filters,
             name="cell_net",
+            cell_norm=self.cell_norm,
         )
         momentum = proxy_bn_momentum(self.epochs * self.steps_per_epoch)
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = momentum
+        recipe = get_recipe("fast")
         optimizer = build_optimizer(
             learning_rate=learning_rate,
             epochs=self.epochs,
             steps_per_epoch=self.steps_per_epoch,
-            weight_decay=self.weight_decay,
+            optimizer=recipe.optimizer,
+            schedule=recipe.schedule,
+            weight_decay=(
+                recipe.weight_decay if self.weight_decay is None else self.weight_decay
+            ),
             # A short proxy cannot spare a whole epoch of warmup.
-            warmup_epochs=min(1.0, self.epochs / 5),
+            warmup_epochs=min(recipe.warmup_epochs, self.epochs / 5),
         )
         model.compile(
             optimizer=optimizer,

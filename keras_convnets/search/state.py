@@ -17,7 +17,7 @@ half a file, and the search cannot resume. Here:
   `tests/test_search_state.py` audits every file a search writes, so a
   KerasTuner that writes state some other way fails the tests.
 - `save_weights_atomic` replaces the in-place checkpoint write of KerasTuner's
-  `SaveBestEpoch` callback (see `_CellTunerMixin` in `runner.py`).
+  `SaveBestEpoch` callback (see `_CellTunerMixin` in `tuners.py`).
 - `check_state_files` and `check_oracle_state` refuse damaged state with one
   line naming the file. Atomic files leave two windows between files, both
   closed on reload: a trial whose `trial.json` was written when the process

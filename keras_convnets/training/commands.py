@@ -28,6 +28,7 @@ TRAIN_EXAMPLES = """examples:
   keras-convnets train --dataset path/to/folders --image-size 64,64
   keras-convnets train --config my_run.yaml --epochs 3   # flags override the file
   keras-convnets train --genotype tuning/NAME/best_genotype.json --cells 2 --filters 32
+  keras-convnets train --genotype tuning/NAME/best_genotype.json --params-budget 470000
   keras-convnets train --strategy mirrored               # every local GPU, one batch split
   # two machines, one line on each (worker 0 is the chief and writes the run):
   keras-convnets train --workers host0:12345,host1:12345 --worker-index 0
@@ -85,8 +86,29 @@ def config_flags() -> dict:
                 help="train a searched cell (best_genotype.json) instead of --model",
             ),
         ),
-        "cells": ("model", dict(help="normal cells per stage of a --genotype")),
-        "filters": ("model", dict(help="first-stage filters of a --genotype")),
+        "cells": (
+            "model",
+            dict(help="normal cells per stage of a --genotype (default 2)"),
+        ),
+        "filters": (
+            "model",
+            dict(help="first-stage filters of a --genotype (default 32)"),
+        ),
+        "params_budget": (
+            "model",
+            dict(
+                metavar="N",
+                help="--genotype: the widest --filters within N parameters, e.g. 470000",
+            ),
+        ),
+        "cell_norm": (
+            "model",
+            dict(
+                choices=("none", "batch"),
+                help="--genotype: BatchNorm in the cells (default: what the file "
+                "records, else none)",
+            ),
+        ),
         "dataset": (
             "data",
             dict(help="fashion_mnist, mnist, a TFDS name, or a folder"),
@@ -208,6 +230,7 @@ def add_config_arguments(parser, groups: dict) -> None:
     """
     from keras_convnets.training.config import (
         CLI_DEFAULT_RECIPE,
+        NAS_CELL_ARGUMENTS,
         TrainConfig,
         get_recipe,
     )
@@ -231,13 +254,22 @@ def add_config_arguments(parser, groups: dict) -> None:
             default=None,
             **options,
         )
+    # Shortcuts for the model arguments of a searched cell (`nas_cell_net`).
+    kinds = {"genotype": str, "cells": int, "filters": int, "params_budget": int}
+    for name in NAS_CELL_ARGUMENTS:
+        group, extra = flags[name]
+        options = {**_type_options(kinds.get(name, str)), **extra}
+        groups[group].add_argument(
+            "--" + name.replace("_", "-"), dest=name, default=None, **options
+        )
 
 
 def config_flag_values(args) -> dict:
     """The config fields given on the command line, as `resolve_config` takes them."""
-    from keras_convnets.training.config import TrainConfig
+    from keras_convnets.training.config import NAS_CELL_ARGUMENTS, TrainConfig
 
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    names = [f.name for f in dataclasses.fields(TrainConfig)] + list(NAS_CELL_ARGUMENTS)
+    values = {name: getattr(args, name, None) for name in names}
     return {k: v for k, v in values.items() if v is not None}
 
 

@@ -86,12 +86,9 @@ class TrainConfig:
     # keras.applications twin (`keras_convnets.models.pretrained`); the model
     # then gets ImageNet preprocessing in front. None: random initialization.
     weights: str | None = None
-    # A searched cell (`keras-convnets search`'s best_genotype.json) to stack
-    # instead of a registry model, with `cells` normal cells per stage and
-    # `filters` channels in the first stage.
-    genotype: str | None = None
-    cells: int = 2
-    filters: int = 32
+    # A searched cell is the model `nas_cell_net` with model_kwargs
+    # {"genotype": "best_genotype.json", "cells": N, "filters": F, ...}; the
+    # flags and config keys in `NAS_CELL_ARGUMENTS` are shortcuts for them.
 
     # --- Data --------------------------------------------------------------
     # `fashion_mnist`, `mnist`, a TFDS image-classification name, or a folder.
@@ -206,16 +203,6 @@ class TrainConfig:
                 "warmup_epochs must be in [0, epochs]",
                 "warmup_epochs",
             ),
-            (
-                1 <= self.cells <= MAX_CELLS,
-                f"cells must be in [1, {MAX_CELLS}]",
-                "cells",
-            ),
-            (
-                1 <= self.filters <= MAX_FILTERS,
-                f"filters must be in [1, {MAX_FILTERS}]",
-                "filters",
-            ),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)", "momentum"),
             (0 <= self.ema < 1, "ema must be in [0, 1)", "ema"),
             (
@@ -259,11 +246,6 @@ class TrainConfig:
         if self.run_name is not None:
             check_run_name(self.run_name)
         if self.weights is not None:
-            if self.genotype:
-                raise UserInputError(
-                    "weights are for a registry model, not a genotype. Received: "
-                    f"weights={self.weights!r}, genotype={self.genotype!r}"
-                )
             from keras_convnets.models.pretrained import get_twin
 
             get_twin(self.model)
@@ -274,6 +256,8 @@ class TrainConfig:
                 f"model_kwargs must be a mapping of argument names to values. "
                 f"Received: model_kwargs={self.model_kwargs!r}"[:300]
             )
+        if self.model == "nas_cell_net":
+            _check_nas_cell_kwargs(self.model_kwargs)
         return self
 
     def to_dict(self) -> dict:
@@ -539,7 +523,13 @@ def check_values(
     list_fields=None,
     label: str = "config",
 ) -> dict:
-    """Checks field names (suggesting close ones) and converts their values."""
+    """Checks field names (suggesting close ones) and converts their values.
+
+    For `TrainConfig`, the `NAS_CELL_ARGUMENTS` keys become the model
+    `nas_cell_net` and its model arguments (`fold_nas_cell_arguments`).
+    """
+    if schema is TrainConfig:
+        values = fold_nas_cell_arguments(values, where)
     fields = [f.name for f in dataclasses.fields(schema)]
     checked = {}
     for key, value in values.items():
@@ -569,10 +559,108 @@ def resolve_config(
         A validated `TrainConfig`.
     """
     file_values = dict(file_values or {})
-    flag_values = check_values(dict(flag_values or {}), where="command line")
+    flag_values = dict(flag_values or {})
+    shortcuts = {k: flag_values.pop(k) for k in NAS_CELL_ARGUMENTS if k in flag_values}
+    flag_values = check_values(flag_values, where="command line")
     recipe = flag_values.get("recipe") or file_values.get("recipe") or default_recipe
     base = get_recipe(recipe)
-    return replace(base, **{**file_values, **flag_values}).validate()
+    merged = {**file_values, **flag_values}
+    if shortcuts:
+        merged.update(_nas_cell_shortcut_flags(shortcuts, file_values, flag_values))
+    return replace(base, **merged).validate()
+
+
+# ----------------------------------------------------------------------------
+# The searched cell as a model: `--genotype FILE --cells N --filters F ...`.
+
+# Shortcut keys (flags, config file keys) for `nas_cell_net`'s model arguments.
+NAS_CELL_ARGUMENTS = ("genotype", "cells", "filters", "params_budget", "cell_norm")
+
+
+def fold_nas_cell_arguments(values: dict, where: str) -> dict:
+    """`{genotype: P, cells: N, ...}` -> `{model: nas_cell_net, model_kwargs: {...}}`.
+
+    Configs before `nas_cell_net` existed had `genotype`, `cells` and
+    `filters` fields (a run's config.json holds all three, `genotype: null`
+    for a registry model). The cells of such a run had BatchNorm, so a whole
+    config of that time (with `recipe` and `model` keys) gets `cell_norm:
+    batch` unless it says otherwise: resuming or retraining it rebuilds the
+    same network.
+    """
+    if not any(k in values for k in NAS_CELL_ARGUMENTS):
+        return values
+    values = dict(values)
+    shortcuts = {k: values.pop(k) for k in NAS_CELL_ARGUMENTS if k in values}
+    if shortcuts.get("genotype") is None:
+        if "genotype" in shortcuts:
+            return values  # a registry model's config.json of that time
+        raise UserInputError(
+            f"{where}: {', '.join(shortcuts)} need a genotype (the searched cell); "
+            f"or give them in model_kwargs of model nas_cell_net."
+        )
+    kwargs = values.get("model_kwargs") if values.get("model") == "nas_cell_net" else {}
+    if not isinstance(kwargs, dict):
+        kwargs = {}
+    if all(k in values for k in ("recipe", "model")) and "cell_norm" not in shortcuts:
+        shortcuts["cell_norm"] = "batch"  # a whole config.json of that time
+    values["model"] = "nas_cell_net"
+    values["model_kwargs"] = {**kwargs, **shortcuts}
+    return values
+
+
+def _nas_cell_shortcut_flags(shortcuts: dict, file_values: dict, flag_values: dict):
+    """Flags `--genotype`, `--cells`, ... over a file's `nas_cell_net` arguments."""
+    kwargs = {}
+    model = flag_values.get("model", file_values.get("model"))
+    if "genotype" not in shortcuts and model != "nas_cell_net":
+        flags = ", ".join(f"--{k.replace('_', '-')}" for k in shortcuts)
+        raise UserInputError(
+            f"command line: {flags} apply to a searched cell; pass --genotype FILE."
+        )
+    if file_values.get("model") == "nas_cell_net":
+        kwargs.update(file_values.get("model_kwargs") or {})
+    if flag_values.get("model") == "nas_cell_net" or "model_kwargs" in flag_values:
+        kwargs.update(flag_values.get("model_kwargs") or {})
+    kwargs.update(shortcuts)
+    if "params_budget" in shortcuts and "filters" not in shortcuts:
+        kwargs.pop("filters", None)  # the budget chooses it
+    if "filters" in shortcuts and "params_budget" not in shortcuts:
+        kwargs.pop("params_budget", None)
+    return {"model": "nas_cell_net", "model_kwargs": kwargs}
+
+
+def _check_nas_cell_kwargs(kwargs: dict) -> None:
+    """Ranges of `nas_cell_net`'s arguments, checked before any data is read."""
+    where = "model_kwargs of nas_cell_net"
+    checks = (
+        ("cells", 0, MAX_CELLS),
+        ("filters", 1, MAX_FILTERS),
+        ("params_budget", 1, 10**10),
+    )
+    for name, low, high in checks:
+        value = kwargs.get(name)
+        if value is None:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not low <= value <= high
+        ):
+            raise UserInputError(
+                f"{where}: {name} must be an int in [{low}, {high}]. "
+                f"Received: {name}={_short(value)}"
+            )
+    genotype = kwargs.get("genotype")
+    if genotype is not None and not isinstance(genotype, (str, dict)):
+        raise UserInputError(
+            f"{where}: genotype must be a file path or a genotype mapping. "
+            f"Received: genotype={_short(genotype)}"
+        )
+    if kwargs.get("cell_norm") not in (None, "none", "batch"):
+        raise UserInputError(
+            f"{where}: cell_norm must be none or batch. "
+            f"Received: cell_norm={_short(kwargs['cell_norm'])}"
+        )
 
 
 def config_from_dict(values: dict, where: str = "config") -> TrainConfig:

@@ -240,9 +240,10 @@ def _claim_unnamed(config: TrainConfig, stack: contextlib.ExitStack):
         if not os.path.exists(os.path.join(unfinished, "run.json")):
             return unfinished, True
     dataset = os.path.basename(os.path.normpath(config.dataset))
+    genotype = _genotype_path(config)
     model = (
-        "genotype-" + os.path.splitext(os.path.basename(config.genotype))[0]
-        if config.genotype
+        "genotype-" + os.path.splitext(os.path.basename(genotype))[0]
+        if genotype
         else config.model
     )
     base = f"{model}-{dataset}-{io.timestamp()}"
@@ -362,8 +363,7 @@ def train_and_evaluate(
     """
     start = start_time or time.time()
     config.validate()
-    if not config.genotype:
-        check_model_kwargs(config.model, config.model_kwargs)
+    check_model_kwargs(config.model, config.model_kwargs)
     # First: the multi-worker strategy must exist before TensorFlow starts.
     dist = distribute.make_distribution(strategy)
     # Seed first: weight initialization and dropout follow from it, and the
@@ -525,16 +525,6 @@ def _float32_outputs(model: keras.Model) -> keras.Model:
 
 
 def _build_architecture(config: TrainConfig, info: DatasetInfo) -> keras.Model:
-    if config.genotype:
-        from keras_convnets.search.genotype import build_from_genotype, load_genotype
-
-        return build_from_genotype(
-            load_genotype(config.genotype),
-            info.image_shape,
-            info.num_classes,
-            cells=config.cells,
-            filters=config.filters,
-        )
     if config.weights:
         from keras_convnets.models.pretrained import pretrained_model
 
@@ -714,7 +704,7 @@ def _fit(
     dist,
 ) -> float:
     """Announces the run and runs `model.fit`; returns its wall time in seconds."""
-    label = model.name if config.genotype else config.model
+    label = config.model
     print(
         f"Training {label} ({model.count_params():,} parameters) on "
         f"{info.name} [{info.source}]: {info.sizes['train']} train / "
@@ -782,8 +772,8 @@ def _run_record(
         "run_dir": os.path.abspath(run_dir),
         "config": config.to_dict(),
         "dataset": info.to_dict(),
-        "model": model.name if config.genotype else config.model,
-        "genotype": _read_genotype(config.genotype),
+        "model": config.model,
+        "genotype": _read_genotype(config),
         "params": int(model.count_params()),
         "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         "history": _columns(history),
@@ -812,8 +802,20 @@ def _replicas_note(config, dist) -> str:
     return f" = {dist.replicas} replicas x {per_replica:g} [{dist.name}{role}]"
 
 
-def _read_genotype(path):
-    return io.read_json(path) if path else None
+def _genotype_path(config: TrainConfig) -> str | None:
+    """The genotype file of a `nas_cell_net` run, or None."""
+    if config.model != "nas_cell_net":
+        return None
+    genotype = config.model_kwargs.get("genotype")
+    return genotype if isinstance(genotype, str) else None
+
+
+def _read_genotype(config: TrainConfig) -> dict | None:
+    """The searched cell of a `nas_cell_net` run, for run.json."""
+    if config.model != "nas_cell_net":
+        return None
+    genotype = config.model_kwargs.get("genotype")
+    return io.read_json(genotype) if isinstance(genotype, str) else genotype
 
 
 def _columns(history: list[dict]) -> dict:
