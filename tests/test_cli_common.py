@@ -13,6 +13,7 @@ from keras_convnets.cli import build_parser
 from keras_convnets.training import commands
 from keras_convnets.training.config import (
     CLI_DEFAULT_RECIPE,
+    NAS_CELL_ARGUMENTS,
     TrainConfig,
     get_recipe,
     resolve_config,
@@ -81,9 +82,11 @@ def test_every_config_field_is_a_flag_and_nothing_else_is_config():
     # Not given: not in the flags; the run-only flags never reach the config.
     args = parser.parse_args(["train", "--json", "--strategy", "mirrored"])
     assert commands.config_flag_values(args) == {}
-    # The table only names real fields.
+    # The table only names real fields, or the searched cell's shortcut flags
+    # (`--genotype`, `--cells`, ...), which fill in model and model_kwargs.
     names = {f.name for f in dataclasses.fields(TrainConfig)}
-    assert set(commands.config_flags()) <= names
+    assert set(commands.config_flags()) <= names | set(NAS_CELL_ARGUMENTS)
+    assert not set(NAS_CELL_ARGUMENTS) & names
 
 
 def test_config_flags_are_typed_by_the_field():

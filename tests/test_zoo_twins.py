@@ -323,8 +323,13 @@ def test_train_config_refuses_weights_without_a_twin():
 
     with pytest.raises(UserInputError, match="'simple_cnn' has no pretrained"):
         TrainConfig(model="simple_cnn", weights="imagenet").validate()
-    with pytest.raises(UserInputError, match="not a genotype"):
-        TrainConfig(model="resnet50", weights="imagenet", genotype="g.json").validate()
+    # A searched cell (`--genotype`, i.e. model nas_cell_net) has no twin either.
+    with pytest.raises(UserInputError, match="'nas_cell_net' has no pretrained"):
+        TrainConfig(
+            model="nas_cell_net",
+            model_kwargs={"genotype": "g.json"},
+            weights="imagenet",
+        ).validate()
 
 
 def test_cli_train_weights_error_is_one_line(tmp_path, capsys):
