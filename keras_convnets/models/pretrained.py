@@ -564,6 +564,18 @@ def with_imagenet_preprocessing(model, name, input_shape):
     return keras.Model(inputs, outputs, name=model.name)
 
 
+def _grey_or_rgb(name: str, input_shape) -> tuple[int, int]:
+    """(height, width) of grey or RGB `input_shape` for a model with a twin, or raises."""
+    get_twin(name)
+    height, width, channels = (int(d) for d in input_shape)
+    if channels not in (1, 3):
+        raise UserInputError(
+            f"{name}: pretrained weights need grey or RGB images (1 or 3 "
+            f"channels). Received: input_shape={tuple(input_shape)}"
+        )
+    return height, width
+
+
 def pretrained_model(name, input_shape, num_classes, weights, **kwargs):
     """Zoo model `name` with pretrained weights, taking images in [0, 1].
 
@@ -590,13 +602,7 @@ def pretrained_model(name, input_shape, num_classes, weights, **kwargs):
     """
     from keras_convnets.models.registry import get_model
 
-    get_twin(name)
-    height, width, channels = (int(d) for d in input_shape)
-    if channels not in (1, 3):
-        raise UserInputError(
-            f"{name}: pretrained weights need grey or RGB images (1 or 3 "
-            f"channels). Received: input_shape={tuple(input_shape)}"
-        )
+    height, width = _grey_or_rgb(name, input_shape)
     model = get_model(name, (height, width, 3), num_classes, weights=weights, **kwargs)
     return with_imagenet_preprocessing(model, name, input_shape)
 
@@ -627,13 +633,7 @@ def pretrained_features(name, input_shape, weights="imagenet", **kwargs):
     """
     from keras_convnets.models.registry import get_model
 
-    get_twin(name)
-    height, width, channels = (int(d) for d in input_shape)
-    if channels not in (1, 3):
-        raise UserInputError(
-            f"{name}: pretrained weights need grey or RGB images (1 or 3 "
-            f"channels). Received: input_shape={tuple(input_shape)}"
-        )
+    height, width = _grey_or_rgb(name, input_shape)
     model = get_model(name, (height, width, 3), 2, **kwargs)
     if weights is not None:
         twin_kwargs = {k: kwargs[k] for k in ("alpha",) if k in kwargs}
