@@ -40,6 +40,17 @@ def fashion_mnist_dir():
     return directory
 
 
+def _fashion_subset(tmp_path_factory, fashion_mnist_dir, name, sizes):
+    out = tmp_path_factory.mktemp(name)
+    for split, n in zip(("train", "test"), sizes):
+        images_path, labels_path = datasets._find_idx_files(fashion_mnist_dir, split)
+        images, labels = read_idx_pair(images_path, labels_path, 10)
+        stem_images, stem_labels = datasets._IDX_FILES[split]
+        write_idx(str(out / f"{stem_images}.gz"), images[:n, :, :, 0])
+        write_idx(str(out / f"{stem_labels}.gz"), labels[:n])
+    return str(out)
+
+
 @pytest.fixture(scope="session")
 def small_fashion_dir(tmp_path_factory, fashion_mnist_dir):
     """A small real subset of Fashion-MNIST as IDX files: 1,200 train, 300 test.
@@ -47,14 +58,18 @@ def small_fashion_dir(tmp_path_factory, fashion_mnist_dir):
     The first images of each official split, so every test run sees the same
     real images, at a size that trains in seconds.
     """
-    out = tmp_path_factory.mktemp("fashion_small")
-    for split, n in (("train", 1200), ("test", 300)):
-        images_path, labels_path = datasets._find_idx_files(fashion_mnist_dir, split)
-        images, labels = read_idx_pair(images_path, labels_path, 10)
-        stem_images, stem_labels = datasets._IDX_FILES[split]
-        write_idx(str(out / f"{stem_images}.gz"), images[:n, :, :, 0])
-        write_idx(str(out / f"{stem_labels}.gz"), labels[:n])
-    return str(out)
+    return _fashion_subset(
+        tmp_path_factory, fashion_mnist_dir, "fashion_small", (1200, 300)
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_fashion_dir(tmp_path_factory, fashion_mnist_dir):
+    """The first 400 train and 100 test images of Fashion-MNIST: for tests of
+    what a run writes (structure, not accuracy) that train several models."""
+    return _fashion_subset(
+        tmp_path_factory, fashion_mnist_dir, "fashion_tiny", (400, 100)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -146,3 +161,43 @@ def hold_lock(path):
     )
     assert child.stdout.readline().strip() == "locked"
     return child
+
+
+def cli_in_process(*args, env=None):
+    """Runs `keras-convnets ARGS` in this process: `cli.main` with stdout and
+    stderr captured, argparse's `SystemExit` turned into the exit code.
+
+    For the error and help paths, which end before any training: the same code
+    as the real command, without paying TensorFlow's start-up (seconds) for each
+    case. `run_cli` keeps the real-process checks. Returns an object with
+    `returncode`, `stdout` and `stderr` like `subprocess.run`'s.
+    """
+    import contextlib
+    import io
+    import signal
+    import types
+
+    from keras_convnets import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env = {k: os.environ.get(k) for k in (env or {})}
+    saved_sigterm = signal.getsignal(signal.SIGTERM)
+    os.environ.update(env or {})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main([str(a) for a in args])
+            except SystemExit as e:
+                code = (
+                    e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                )
+    finally:
+        signal.signal(signal.SIGTERM, saved_sigterm)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return types.SimpleNamespace(
+        returncode=code, stdout=out.getvalue(), stderr=err.getvalue()
+    )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, cli_in_process, run_cli
 from keras_convnets.analysis import commands, report
 
 
@@ -111,7 +111,9 @@ def test_visualize_user_errors(run_dir, tmp_path, capsys):
     for args, fragment in cases:
         assert main(["visualize", run_dir, *args]) == 2, args
         assert fragment in capsys.readouterr().err
-    result = run_cli("visualize", run_dir, "--what", "filters", "--layer", "nope")
+    result = cli_in_process(
+        "visualize", run_dir, "--what", "filters", "--layer", "nope"
+    )
     assert_one_line_error(result, "keras-convnets visualize: error:", "no layer 'nope'")
     with pytest.raises(SystemExit) as exit_info:
         main(["visualize", run_dir, "--what", "colors"])

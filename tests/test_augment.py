@@ -85,7 +85,10 @@ def test_op_compiles_with_xla_and_is_seeded_per_image(name):
     assert len(distinct) > 1, "identical images got identical draws"
 
 
-@pytest.mark.parametrize("channels", [1, 3])
+# Grey 28x28 (the default dataset) in `make test`; RGB 32x32 in `make test-slow`
+# (every op is compiled on RGB images above, so the RGB policies only add
+# another XLA compilation of the same ops: about 3 s each).
+@pytest.mark.parametrize("channels", [1, pytest.param(3, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("policy", POLICIES)
 def test_policy_compiles_with_xla(policy, channels):
     images = _images(batch=6, size=28 if channels == 1 else 32, channels=channels)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO, assert_one_line_error, run_cli
+from conftest import REPO, assert_one_line_error, cli_in_process, run_cli
 from keras_convnets.data import datasets
 from keras_convnets.data.idx import read_idx_pair
 
@@ -140,25 +140,25 @@ def _popen(args):
 
 
 def test_killed_run_resumes_exactly(tmp_path, small_fashion_dir):
-    """SIGKILL after epoch 3 of 6, rerun: resumes at epoch 4 and ends bit-equal
+    """SIGKILL after epoch 2 of 4, rerun: resumes at epoch 3 and ends bit-equal
     to an uninterrupted run (same shuffles, augmentation and dropout masks)."""
-    extra = ("--augment", "flip-translate")
-    run_cli(*_train_args(tmp_path, small_fashion_dir, "whole", 6, *extra), check=True)
+    extra = ("--augment", "flip-translate", "--train-fraction", "0.5")
+    run_cli(*_train_args(tmp_path, small_fashion_dir, "whole", 4, *extra), check=True)
 
-    args = _train_args(tmp_path, small_fashion_dir, "killed", 6, *extra)
-    _run_killed_after_epoch(3, args)
+    args = _train_args(tmp_path, small_fashion_dir, "killed", 4, *extra)
+    _run_killed_after_epoch(2, args)
     run = tmp_path / "killed"
     done = _epochs_done(run)
-    assert done == 3, done
+    assert done == 2, done
     assert (run / "backup").is_dir() and not (run / "run.json").exists()
 
     result = run_cli(*args, check=True)
     assert f"Resuming the unfinished run in {run}" in result.stdout
-    assert result.stdout.split("Epoch ")[1].startswith(f"{done + 1}/6")
+    assert result.stdout.split("Epoch ")[1].startswith(f"{done + 1}/4")
     record = json.loads((run / "run.json").read_text())
     whole = json.loads((tmp_path / "whole" / "run.json").read_text())
     assert record["resumed"] is True and not (run / "backup").exists()
-    assert record["history"]["epoch"] == list(range(1, 7))
+    assert record["history"]["epoch"] == list(range(1, 5))
     assert record["history"]["loss"] == whole["history"]["loss"]
     assert record["history"]["val_accuracy"] == whole["history"]["val_accuracy"]
     import keras
@@ -172,7 +172,9 @@ def test_killed_run_resumes_exactly(tmp_path, small_fashion_dir):
 
 
 def test_default_run_name_resumes_the_unfinished_run(tmp_path, small_fashion_dir):
-    args = _train_args(tmp_path, small_fashion_dir, "unused", 3)
+    args = _train_args(
+        tmp_path, small_fashion_dir, "unused", 2, "--train-fraction", "0.5"
+    )
     args = args[: args.index("--run-name")]  # no --run-name: a timestamped one
     _run_killed_after_epoch(1, args)
     [run] = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
@@ -227,11 +229,25 @@ def test_diverging_run_stops_with_a_clear_error(tmp_path, small_fashion_dir):
         (["no-such-command"], ["invalid choice: 'no-such-command'"]),
     ],
 )
-def test_user_errors_are_one_line(args, fragments, tmp_path):
-    result = (
-        run_cli(*args, "--workdir", tmp_path) if args[0] == "train" else run_cli(*args)
-    )
-    assert_one_line_error(result, *fragments)
+def test_user_errors_are_one_line(args, fragments, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths in the cases resolve here
+    if args[0] == "train":
+        args = [*args, "--workdir", tmp_path]
+    assert_one_line_error(cli_in_process(*args), *fragments)
+    assert os.listdir(tmp_path) == []  # a refused command writes nothing
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["train", "--model", "no_such_net"], ["Unknown model 'no_such_net'"]),
+        (["train", "--epochs", "three"], ["argument --epochs: expected an integer"]),
+    ],
+)
+def test_user_errors_are_one_line_from_a_real_process(args, fragments, tmp_path):
+    """The same as above through a real `python -m keras_convnets`: exit status
+    2 and one line, with TensorFlow's own start-up lines on stderr as well."""
+    assert_one_line_error(run_cli(*args, "--workdir", tmp_path), *fragments)
 
 
 def test_corrupt_data_names_the_file(tmp_path, small_fashion_dir):
@@ -240,46 +256,50 @@ def test_corrupt_data_names_the_file(tmp_path, small_fashion_dir):
         if name.startswith("train-images"):
             data = data[: len(data) // 2]
         (tmp_path / name).write_bytes(data)
-    result = run_cli(*_train_args(tmp_path / "w", str(tmp_path)))
+    result = cli_in_process(*_train_args(tmp_path / "w", str(tmp_path)))
     assert_one_line_error(result, "train-images-idx3-ubyte.gz", "truncated gzip")
 
 
 def test_bad_config_key_names_the_file(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("epoch: 3\n")
-    result = run_cli("train", "--config", config)
+    result = cli_in_process("train", "--config", config)
     assert_one_line_error(result, str(config), "unknown config key 'epoch'")
 
 
 def test_unreadable_files_and_paths_are_one_line(tmp_path, small_fashion_dir):
     config = tmp_path / "c.yaml"
     config.write_bytes(b"epochs: 1\nrun_name: caf\xe9\n")
-    result = run_cli("train", "--config", config)
+    result = cli_in_process("train", "--config", config)
     assert_one_line_error(result, str(config), "not UTF-8 text")
     workdir = tmp_path / "file"
     workdir.write_text("")
-    result = run_cli(
+    result = cli_in_process(
         *_train_args(tmp_path, small_fashion_dir, "r", 1), "--workdir", workdir
     )
     assert_one_line_error(result, f"--workdir {workdir} is a file, not a folder")
 
 
-def test_predict_rejects_a_non_image(tmp_path, small_fashion_dir):
-    run_cli(*_train_args(tmp_path, small_fashion_dir, "run", 1), check=True)
+def test_predict_rejects_a_non_image(tmp_path, run_dir):
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
-    assert_one_line_error(run_cli("predict", tmp_path / "run", bad), "notes.png")
+    assert_one_line_error(cli_in_process("predict", run_dir, bad), "notes.png")
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate", "predict", "models"])
 def test_every_subcommand_has_help_with_an_example(command):
-    result = run_cli(command, "--help", check=True)
+    result = cli_in_process(command, "--help")
+    assert result.returncode == 0, result.stderr
     assert "example" in result.stdout and f"keras-convnets {command}" in result.stdout
 
 
 def test_models_lists_the_registry():
-    result = run_cli("models", "--input-shape", "32,32,3", "--json", check=True)
+    result = run_cli(
+        "models", "simple_cnn", "mlp", "alexnet", "--input-shape", "32,32,3", "--json",
+        check=True,
+    )  # fmt: skip
     rows = json.loads(result.stdout[result.stdout.index("[") :])
+    assert [r["name"] for r in rows] == ["alexnet", "mlp", "simple_cnn"]  # sorted
     by_name = {r["name"]: r for r in rows}
     assert by_name["mlp"]["params"] == 32 * 32 * 3 * 512 + 512 + 512 * 256 + 256 + 2570
     assert by_name["simple_cnn"]["flops"] > 0
@@ -301,7 +321,9 @@ def test_bad_image_folder_fails_before_any_run_directory(tmp_path, rng):
             )
     (data / "a" / "3.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     workdir = tmp_path / "runs"
-    result = run_cli("train", "--dataset", data, "--workdir", workdir, "--epochs", "1")
+    result = cli_in_process(
+        "train", "--dataset", data, "--workdir", workdir, "--epochs", "1"
+    )
     assert_one_line_error(result, "unreadable image file", "3.png")
     assert not workdir.exists()  # nothing written
 
@@ -317,5 +339,5 @@ def test_empty_split_is_a_clear_error(tmp_path, rng):
                     rng.integers(0, 255, (8, 8, 1), dtype=np.uint8)
                 ).numpy()
             )
-    result = run_cli("train", "--dataset", data, "--workdir", tmp_path / "runs")
+    result = cli_in_process("train", "--dataset", data, "--workdir", tmp_path / "runs")
     assert_one_line_error(result, "empty test and validation split")

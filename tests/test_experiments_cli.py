@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, cli_in_process, run_cli
 
 
 def test_cli_runs_gradients_quick(tmp_path):
@@ -17,10 +17,11 @@ def test_cli_runs_gradients_quick(tmp_path):
 
 
 def test_cli_unknown_experiment_is_one_line_error(tmp_path):
-    result = run_cli("experiment", "no-such-thing", "--out", tmp_path)
+    result = cli_in_process("experiment", "no-such-thing", "--out", tmp_path)
     assert_one_line_error(result, "invalid choice")
 
 
 def test_cli_help_lists_experiments():
-    result = run_cli("experiment", "--help", check=True)
+    result = cli_in_process("experiment", "--help")
+    assert result.returncode == 0, result.stderr
     assert "gradients" in result.stdout and "example" in result.stdout

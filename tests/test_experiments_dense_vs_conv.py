@@ -8,12 +8,12 @@ import os
 from keras_convnets.experiments import dense_vs_conv
 
 
-def test_quick_run_curves_and_budgets(tmp_path, small_fashion_dir):
-    r = dense_vs_conv.run(str(tmp_path), quick=True, seed=0, data_dir=small_fashion_dir)
+def test_quick_run_curves_and_budgets(tmp_path, tiny_fashion_dir):
+    r = dense_vs_conv.run(str(tmp_path), quick=True, seed=0, data_dir=tiny_fashion_dir)
     d = tmp_path / "dense-vs-conv"
     assert sorted(os.listdir(d)) == ["curves.png", "results.json", "summary.md"]
     saved = json.loads((d / "results.json").read_text())
-    assert saved["train_examples"] == 1200 and saved["test_examples"] == 300
+    assert saved["train_examples"] == 400 and saved["test_examples"] == 100
     params = saved["params"]
     # Comparable budgets: within a factor 1.5 of each other.
     assert max(params.values()) < 1.5 * min(params.values())

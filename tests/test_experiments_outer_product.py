@@ -48,8 +48,8 @@ def test_same_layout_fewer_weights_and_flops():
         assert count_flops(models[kind]) * 5 < count_flops(models["full"])
 
 
-def test_quick_run_structure(tmp_path, small_fashion_dir):
-    op.run(str(tmp_path), quick=True, seed=0, data_dir=small_fashion_dir)
+def test_quick_run_structure(tmp_path, tiny_fashion_dir):
+    op.run(str(tmp_path), quick=True, seed=0, data_dir=tiny_fashion_dir)
     d = tmp_path / "outer-product"
     assert sorted(os.listdir(d)) == ["outer_product.png", "results.json", "summary.md"]
     saved = json.loads((d / "results.json").read_text())

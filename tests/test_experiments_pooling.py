@@ -41,8 +41,8 @@ def test_build_swaps_only_the_pooling():
             assert model.count_params() == illing.count_params()
 
 
-def test_quick_run_structure(tmp_path, small_fashion_dir):
-    pooling.run(str(tmp_path), quick=True, seed=0, data_dir=small_fashion_dir)
+def test_quick_run_structure(tmp_path, tiny_fashion_dir):
+    pooling.run(str(tmp_path), quick=True, seed=0, data_dir=tiny_fashion_dir)
     d = tmp_path / "pooling"
     assert sorted(os.listdir(d)) == ["pooling.png", "results.json", "summary.md"]
     saved = json.loads((d / "results.json").read_text())

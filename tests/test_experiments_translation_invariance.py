@@ -14,8 +14,8 @@ import os
 from keras_convnets.experiments import translation_invariance as ti
 
 
-def test_quick_run_structure_and_drift(tmp_path, small_fashion_dir):
-    ti.run(str(tmp_path), quick=True, seed=0, data_dir=small_fashion_dir)
+def test_quick_run_structure_and_drift(tmp_path, tiny_fashion_dir):
+    ti.run(str(tmp_path), quick=True, seed=0, data_dir=tiny_fashion_dir)
     d = tmp_path / "translation-invariance"
     assert sorted(os.listdir(d)) == ["invariance.png", "results.json", "summary.md"]
     saved = json.loads((d / "results.json").read_text())

@@ -165,6 +165,12 @@ HEAVY = {
     "mobilenet",
     *(f"resnet{d}{v}" for d in (18, 34, 50, 101, 152) for v in ("", "_v2")),
     *(f"vgg{d}" for d in (11, 13, 16, 19)),
+    # Wider variants of builders whose tiny variant trains in `make test`.
+    "googlenet_small",
+    "mobilenet_small",
+    "nas_cell_net",
+    "resnet_small",
+    "resnet_small_v2",
 }
 
 
@@ -312,3 +318,10 @@ def test_describe_models(monkeypatch):
     rows = describe_models(input_shape=(20, 20, 1))
     assert rows[1]["input_shape"] == (20, 20, 1) and rows[1]["params"] > 0
     assert rows[2]["params"] is None and "Received: input_shape" in rows[2]["error"]
+
+
+def test_describe_models_of_named_models_only():
+    rows = describe_models(names=["simple_cnn_tiny", "lenet5"])
+    assert [row["name"] for row in rows] == ["lenet5", "simple_cnn_tiny"]  # sorted
+    with pytest.raises(UserInputError, match="Unknown model 'lenet'"):
+        describe_models(names=["lenet"])

@@ -154,7 +154,10 @@ def test_genotype_from_a_genotype_a_dict_or_a_file(tmp_path):
         get_model("nas_cell_net", SHAPE, 3, genotype=str(tmp_path / "nope.json"))
 
 
-@pytest.mark.parametrize("cells, budget", [(1, 20_000), (0, 3_000), (2, 150_000)])
+@pytest.mark.parametrize(
+    "cells, budget",
+    [(1, 20_000), (0, 3_000), pytest.param(2, 150_000, marks=pytest.mark.slow)],
+)
 def test_params_budget_picks_the_widest_filters_that_fit(cells, budget):
     g = Genotype.random(blocks=2, seed=cells)
 

@@ -9,7 +9,7 @@ from conftest import run_cli
 from keras_convnets.search.genotype import load_genotype
 
 TINY = (
-    "--blocks", "1", "--filters", "4", "--proxy-epochs", "1",
+    "--blocks", "1", "--cells", "0", "--filters", "4", "--proxy-epochs", "1",
     "--proxy-fraction", "0.185", "--batch-size", "100", "--run-eagerly",
 )  # fmt: skip
 

@@ -20,13 +20,13 @@ import keras
 import pytest
 from keras_tuner.src.backend import io as kt_io
 
-from conftest import REPO, assert_one_line_error, run_cli
+from conftest import REPO, assert_one_line_error, cli_in_process, run_cli
 from keras_convnets.errors import UserInputError
 from keras_convnets.search import state
 from keras_convnets.search.runner import SearchConfig, run_search
 
 TINY = (
-    "--blocks", "1", "--filters", "4", "--proxy-epochs", "1",
+    "--blocks", "1", "--cells", "0", "--filters", "4", "--proxy-epochs", "1",
     "--proxy-fraction", "0.185", "--batch-size", "100", "--run-eagerly",
 )  # fmt: skip
 
@@ -43,6 +43,7 @@ def _config(directory, data_dir, **overrides):
         tuner="random",
         max_trials=1,
         blocks=1,
+        cells=(0,),  # no normal cells: the smallest trial model
         filters=(4,),
         proxy_epochs=1,
         proxy_fraction=0.185,
@@ -377,11 +378,11 @@ def test_oracle_replaced_by_empty_object_is_one_line_from_the_cli(
     tmp_path, finished, small_fashion_dir
 ):
     """The reported case: `{}` gave a KerasTuner traceback. Now exit 2, one
-    line. (`{}` in a trial.json and other damage: the test above, in-process.)"""
+    line (the command's `main`, in this process). (`{}` in a trial.json and other damage: the test above, in-process.)"""
     shutil.copytree(finished, tmp_path / "p")
     path = _damage(tmp_path / "p", "oracle.json", "{}")
     args = _args(tmp_path, small_fashion_dir, trials=1)
-    result = run_cli(*args)
+    result = cli_in_process(*args)
     assert_one_line_error(result, str(path), "corrupt search state", "--overwrite")
 
 

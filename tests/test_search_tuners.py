@@ -25,6 +25,7 @@ def _config(tmp_path, data_dir, **overrides):
     values = dict(
         max_trials=2,
         blocks=1,
+        cells=(0,),  # no normal cells: the smallest trial model
         filters=(4,),
         proxy_epochs=1,
         proxy_fraction=0.185,  # 200 of the 1,080 training images
@@ -233,6 +234,7 @@ def test_cell_norm_and_final_stacking_reach_train(tmp_path, small_fashion_dir):
         small_fashion_dir,
         tuner="random",
         max_trials=1,
+        cells=(1,),
         cell_norm="batch",
         params_budget=30_000,
     )

@@ -306,7 +306,7 @@ def test_training_a_searched_genotype(tmp_path, small_fashion_dir):
             small_fashion_dir,
             epochs=1,
             genotype=str(path),
-            cells=1,
+            cells=0,
             filters=8,
         ),
         verbose=0,

@@ -14,8 +14,15 @@ def add_parsers(subparsers, formatter) -> None:
         help="list registered architectures",
         description="List registered models with parameters, forward FLOPs per image "
         "(a multiply-add counts 2) and a description.",
-        epilog="examples:\n  keras-convnets models\n  keras-convnets models --input-shape 28,28,1",
+        epilog="examples:\n  keras-convnets models\n  keras-convnets models --input-shape 28,28,1\n"
+        "  keras-convnets models resnet50 mobilenet_v2 --input-shape 96,96,3 --json",
         formatter_class=formatter,
+    )
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="only these models (default: all; building every model takes a while)",
     )
     p.add_argument(
         "--input-shape",
@@ -35,7 +42,7 @@ def add_parsers(subparsers, formatter) -> None:
 def _cmd_models(args):
     from keras_convnets.models.flops import describe_models
 
-    rows = describe_models(args.input_shape, args.num_classes)
+    rows = describe_models(args.input_shape, args.num_classes, args.names or None)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

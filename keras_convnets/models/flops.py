@@ -142,8 +142,8 @@ def _usual_num_classes(entry):
     return 1000 if shape is not None and shape[0] >= 128 else 10
 
 
-def describe_models(input_shape=None, num_classes=None) -> list[dict]:
-    """Builds every registered model and returns its size and cost.
+def describe_models(input_shape=None, num_classes=None, names=None) -> list[dict]:
+    """Builds registered models and returns their size and cost.
 
     Args:
         input_shape: tuple or None. `(height, width, channels)` to build every
@@ -152,6 +152,9 @@ def describe_models(input_shape=None, num_classes=None) -> list[dict]:
         num_classes: int or None. Classes of the softmax layer. None uses
             1000 for ImageNet-sized models (usual input >= 128 px) and 10
             for the others. Defaults to None.
+        names: sequence of str or None. Only these registered models (in
+            `list_models()` order); an unknown name raises `UserInputError`.
+            None: every model. Defaults to None.
 
     Returns:
         A list of dicts, one per model in `list_models()` order, with keys
@@ -167,8 +170,13 @@ def describe_models(input_shape=None, num_classes=None) -> list[dict]:
         print(row["name"], row["params"], row["flops"])
     ```
     """
+    selected = list_models()
+    if names is not None:
+        for name in names:
+            get_model_entry(name)  # an unknown name: UserInputError
+        selected = [name for name in selected if name in set(names)]
     rows = []
-    for name in list_models():
+    for name in selected:
         entry = get_model_entry(name)
         shape = tuple(input_shape or entry.default_input_shape or (28, 28, 1))
         classes = num_classes or _usual_num_classes(entry)
