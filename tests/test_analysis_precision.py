@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import quick_config, run_cli
+from conftest import cli_in_process, quick_config
 from keras_convnets.analysis import (
     activation_maximization,
     feature_maps,
@@ -204,7 +204,7 @@ def test_stylize_cli_on_a_bf16_run(bf16_run, tmp_path):
     write_image(str(content), rng.random((28, 28, 1)))
     write_image(str(style), rng.random((28, 28, 1)))
     out = tmp_path / "out.png"
-    result = run_cli(
+    result = cli_in_process(
         "stylize", content, style, "--backbone", bf16_run, "--steps", "3",
         "--out", out,
     )  # fmt: skip

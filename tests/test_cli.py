@@ -45,11 +45,12 @@ def test_train_evaluate_predict(tmp_path, small_fashion_dir):
     assert metrics["accuracy"] == pytest.approx(record["test_accuracy"], abs=1e-9)
     assert metrics["loss"] == pytest.approx(record["test_loss"], rel=1e-6)
 
-    # A bare .keras file with an explicit dataset.
-    evaluated = run_cli(
+    # A bare .keras file with an explicit dataset (the command's main, here).
+    evaluated = cli_in_process(
         "evaluate", run / "model.keras", "--dataset", "fashion_mnist",
-        "--data-dir", small_fashion_dir, "--json", check=True,
+        "--data-dir", small_fashion_dir, "--json",
     )  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     assert json.loads(evaluated.stdout.strip().splitlines()[-1])["examples"] == 300
 
     # Predict on real test images written as PNG files.
@@ -196,7 +197,7 @@ def test_sigterm_stops_cleanly_and_keeps_the_backup(tmp_path, small_fashion_dir)
 
 
 def test_diverging_run_stops_with_a_clear_error(tmp_path, small_fashion_dir):
-    result = run_cli(
+    result = cli_in_process(
         *_train_args(tmp_path, small_fashion_dir, "nan", 2),
         "--optimizer", "sgd", "--schedule", "constant", "--learning-rate", "1e30",
     )  # fmt: skip

@@ -191,6 +191,7 @@ def test_cluster_mistakes_are_one_line_errors(
     assert "TF_CONFIG" not in os.environ
 
 
+@pytest.mark.slow  # the test above runs the same command's main in-process
 def test_bad_tf_config_is_a_one_line_error_from_the_command(tmp_path):
     result = run_cli(
         "train", "--recipe", "quick", "--workdir", tmp_path, "--strategy",
@@ -277,6 +278,8 @@ print("RECORD " + json.dumps(record))
 """
 
 
+# Slow: two real worker processes train like one process below, in `make test`.
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_matches_one_device(
     tmp_path, small_fashion_dir, single_process
 ):

@@ -25,6 +25,9 @@ def test_labelled_subset_per_class():
     assert pick.tolist() == again.tolist()
 
 
+# Slow: pretraining plus three methods at two label budgets (about a minute on
+# 2 cores); `make test` covers the backbones and options below.
+@pytest.mark.slow
 def test_quick_run_structure(tmp_path, small_fashion_dir):
     transfer.run(str(tmp_path), quick=True, seed=0, data_dir=small_fashion_dir)
     d = tmp_path / "transfer"

@@ -8,7 +8,7 @@ import zlib
 import keras
 import pytest
 
-from conftest import assert_one_line_error, run_cli
+from conftest import assert_one_line_error, cli_in_process
 from keras_convnets.errors import UserInputError
 from keras_convnets.inference import check_image_size, load_model, predict
 from keras_convnets.training import safety
@@ -96,7 +96,7 @@ def test_weights_bomb_gives_one_line_in_the_cli(tmp_path, base_model):
         for name in ("config.json", "metadata.json"):
             dst.writestr(name, src.read(name))
         dst.writestr("model.weights.h5", bytes(64 << 20), zipfile.ZIP_DEFLATED)
-    result = run_cli("evaluate", path, "--dataset", "fashion_mnist")
+    result = cli_in_process("evaluate", path, "--dataset", "fashion_mnist")
     assert_one_line_error(result, "decompression bomb", "--unsafe")
 
 

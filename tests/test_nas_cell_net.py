@@ -181,6 +181,7 @@ def test_params_budget_errors():
         get_model("nas_cell_net", SHAPE, 10, filters=8, params_budget=10_000)
 
 
+@pytest.mark.slow  # a 467,818-weight budget: three builds of full-width cell nets
 def test_simple_cnn_sized_budget_matches_the_readme():
     # The budget the README suggests: simple_cnn's size on Fashion-MNIST.
     simple = get_model("simple_cnn", (28, 28, 1), 10).count_params()

@@ -116,7 +116,17 @@ def test_trial_state_is_built_before_the_train_function_is_traced():
     assert cond_graphs() == before
 
 
-@pytest.mark.parametrize("tuner", ["random", "evolution", "hyperband", "bayesian"])
+# Random search is the other tests' tuner (resume, stacking); its own run here
+# is in `make test-slow`.
+@pytest.mark.parametrize(
+    "tuner",
+    [
+        pytest.param("random", marks=pytest.mark.slow),
+        "evolution",
+        "hyperband",
+        "bayesian",
+    ],
+)
 def test_search_writes_outputs(tmp_path, small_fashion_dir, tuner):
     if tuner == "bayesian":
         pytest.importorskip("scipy")

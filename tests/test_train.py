@@ -284,7 +284,11 @@ def test_evaluate_model_matches_numpy(small_fashion_dir):
     )
 
 
-@pytest.mark.parametrize("policy", ["flip-translate", "mixup"])
+# Mixup's soft labels are tested in test_augment (XLA, seeds, label sums); its
+# full training run is in `make test-slow`.
+@pytest.mark.parametrize(
+    "policy", ["flip-translate", pytest.param("mixup", marks=pytest.mark.slow)]
+)
 def test_training_with_augmentation(tmp_path, small_fashion_dir, policy):
     record = train_and_evaluate(
         _config(tmp_path, small_fashion_dir, epochs=3, augment=policy), verbose=0
