@@ -305,6 +305,9 @@ def test_mirrored_on_two_logical_cpus_matches_one_device(
 # MultiWorkerMirroredStrategy: 2 worker processes on 127.0.0.1.
 
 
+# Slow: three processes (two workers and a reference); `make test` checks the
+# TF_CONFIG handling in-process and runs a real chief and two search workers.
+@pytest.mark.slow
 def test_two_workers_train_like_one_process(
     tmp_path, small_fashion_dir, single_process
 ):

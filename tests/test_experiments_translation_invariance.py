@@ -11,9 +11,14 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from keras_convnets.experiments import translation_invariance as ti
 
 
+# Slow: four models trained and probed at every shift; the pooling experiment
+# runs the same shift probes in `make test`.
+@pytest.mark.slow
 def test_quick_run_structure_and_drift(tmp_path, tiny_fashion_dir):
     ti.run(str(tmp_path), quick=True, seed=0, data_dir=tiny_fashion_dir)
     d = tmp_path / "translation-invariance"

@@ -175,6 +175,8 @@ class _Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt("test interrupt")
 
 
+# Slow: test_search_state kills real searches and resumes them in `make test`.
+@pytest.mark.slow
 def test_resume_after_interruption(tmp_path, small_fashion_dir):
     config = _config(tmp_path, small_fashion_dir, tuner="evolution", max_trials=3)
     project = tmp_path / "evolution-fashion_mnist"
@@ -233,6 +235,9 @@ def test_config_file_and_flags(tmp_path):
         resolve_search_config({}, {"tuner_id": "chief", "oracle_address": "localhost"})
 
 
+# Slow: a search plus three budget builds of a stacked net (25 s on 2 cores);
+# test_nas_cell_net checks the budget and the cell norm in `make test`.
+@pytest.mark.slow
 def test_cell_norm_and_final_stacking_reach_train(tmp_path, small_fashion_dir):
     # The searched normalization and the parameter budget are recorded in
     # best_genotype.json, so the model `train --genotype` builds is the one

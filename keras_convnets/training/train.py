@@ -664,14 +664,21 @@ def _callbacks(
     info: DatasetInfo,
     dist,
 ) -> list:
-    """Backup, epoch sync and counter, NaN stop, history, TensorBoard, best checkpoint.
+    """Best checkpoint, backup, epoch sync and counter, NaN stop, history, TensorBoard.
 
     `best_weights` is None without a validation split (nothing to select on).
+    The best checkpoint comes before the backup: a run killed between the two
+    repeats the epoch (same data, same weights) and so offers it to the best
+    checkpoint again. After the backup, a kill in between lost that epoch's
+    candidacy, and a resumed run could select another epoch than an
+    uninterrupted one (seen on a tie in validation accuracy).
     """
     backup = kc_callbacks.AtomicBackupAndRestore(paths["backup"])
     timer = kc_callbacks.EpochTimer()  # first: its epoch end is the epoch's end
+    best = [] if best_weights is None else [kc_callbacks.BestCheckpoint(best_weights)]
     callbacks = [
         timer,
+        *best,
         backup,
         distribute.SameEpochOnAllWorkers(dist, backup, config.epochs),
         kc_callbacks.EpochCounter(epoch_variable),
@@ -679,8 +686,6 @@ def _callbacks(
         kc_callbacks.EpochHistory(paths["history.json"]),
         keras.callbacks.TensorBoard(paths["logs"], write_graph=False),
     ]
-    if best_weights is not None:
-        callbacks.append(kc_callbacks.BestCheckpoint(best_weights))
     if config.tensorboard_images:
         images, captions = pipelines.sample_images(
             config.dataset,
