@@ -242,7 +242,9 @@ def _collect(ds):
     return [(x.numpy(), y.numpy()) for x, y in ds]
 
 
-@pytest.mark.parametrize("policy", ["erasing", "cutmix"])
+@pytest.mark.parametrize(
+    "policy", ["erasing", pytest.param("cutmix", marks=pytest.mark.slow)]
+)
 def test_augment_dataset_seeds_per_batch_and_per_epoch(policy):
     ds = _dataset()
     augmented = augment.augment_dataset(ds, policy, seed=3)

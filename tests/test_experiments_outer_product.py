@@ -10,6 +10,7 @@ import json
 import os
 
 import keras
+import pytest
 
 from keras_convnets.experiments import outer_product as op
 from keras_convnets.layers import OuterProductConv2D
@@ -48,6 +49,7 @@ def test_same_layout_fewer_weights_and_flops():
         assert count_flops(models[kind]) * 5 < count_flops(models["full"])
 
 
+@pytest.mark.slow  # four nets trained; the layers are tested above in `make test`
 def test_quick_run_structure(tmp_path, tiny_fashion_dir):
     op.run(str(tmp_path), quick=True, seed=0, data_dir=tiny_fashion_dir)
     d = tmp_path / "outer-product"
