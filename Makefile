@@ -39,10 +39,10 @@ train: install data
 	$(VENV)/bin/keras-convnets train $(TRAIN_ARGS)
 
 test: install data
-	$(PY) -m pytest -n 2 -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
 test-slow: install data
-	$(PY) -m pytest -n 2 -m slow $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist worksteal -m slow $(PYTEST_ARGS)
 
 # keras-cv (no longer released) is only ever a benchmark peer: the bench extra.
 $(VENV)/.installed-bench: pyproject.toml | $(STAMP)
