@@ -172,9 +172,10 @@ def describe_models(input_shape=None, num_classes=None, names=None) -> list[dict
     """
     selected = list_models()
     if names is not None:
-        for name in names:
+        wanted = set(names)
+        for name in wanted:
             get_model_entry(name)  # an unknown name: UserInputError
-        selected = [name for name in selected if name in set(names)]
+        selected = [name for name in selected if name in wanted]
     rows = []
     for name in selected:
         entry = get_model_entry(name)
