@@ -14,8 +14,18 @@ collections timed, and these moments of each epoch recorded:
 stall (steady steps are 70-85 ms; turnovers were 4-40 s). Callback hooks that
 took longer than 10 ms are listed by name.
 
+The stall's cause, found with this profile and a native stack dump taken
+during one (every thread asleep): `fit` drops the last epoch's dataset
+iterator, and its destructor waits for tf.data's autotuning thread, which
+sleeps for a growing period between optimizations (waits of 40 s seen). `make_datasets` now turns that
+thread off (`pipelines.without_autotune_thread`). `--autotune-thread both`
+(the default) runs the profile twice, in two processes, with the thread
+(`keep`, TensorFlow's default) and without it (`drop`, the package's
+pipelines), and reports both side by side.
+
     nice python benchmarks/epoch_turnover.py [--epochs 4] [--train-fraction 0.3]
-        [--recipe fast] [--precision fp32] [--out benchmarks/results/epoch_turnover.json]
+        [--recipe fast] [--precision fp32] [--autotune-thread both|keep|drop]
+        [--out benchmarks/results/epoch_turnover.json]
 """
 
 from __future__ import annotations
@@ -306,8 +316,18 @@ def main(argv=None):
         help="tf.data private_threadpool_size for the training pipeline "
         "(default: what make_datasets sets)",
     )
+    parser.add_argument(
+        "--autotune-thread",
+        choices=("drop", "keep", "both"),
+        default="both",
+        help="drop: the pipelines as make_datasets builds them (tf.data's "
+        "autotuning thread off, the fix); keep: with that thread (TensorFlow's "
+        "default, the stall); both: one process each, side by side",
+    )
     parser.add_argument("--out", default="benchmarks/results/epoch_turnover.json")
     args = parser.parse_args(argv)
+    if args.autotune_thread == "both":
+        return _both(argv if argv is not None else sys.argv[1:], args.out)
 
     from keras_convnets.training import io
     from keras_convnets.training.config import resolve_config
@@ -325,6 +345,10 @@ def main(argv=None):
 
     keras.Model.fit = fit
     _instrument_iterator(profile)
+    if args.autotune_thread == "keep":
+        from keras_convnets.data import pipelines
+
+        pipelines.without_autotune_thread = lambda ds: ds
     if args.data_pool is not None:
         _set_data_pool(args.data_pool)
     if args.augment_jit is not None:
@@ -352,6 +376,7 @@ def main(argv=None):
         "flags": flags,
         "data_pool": args.data_pool,
         "augment_jit": args.augment_jit,
+        "autotune_thread": args.autotune_thread,
         "precision": record.get("precision"),
         "steady_step_ms_median": round(statistics.median(step_ms), 1)
         if step_ms
@@ -386,6 +411,63 @@ def main(argv=None):
         f"{result['steady_step_ms_max']} ms, {result['steady_steps_over_1s']} of "
         f"{result['steady_steps']} over 1 s); wrote {args.out}"
     )
+
+
+def _both(argv, out):
+    """Runs `keep` then `drop` as subprocesses; writes both results to `out`."""
+    import subprocess
+
+    from keras_convnets.training import io
+
+    cleaned, skip = [], False
+    for a in argv:  # this script's own arguments, less --autotune-thread/--out
+        if skip:
+            skip = False
+        elif a in ("--autotune-thread", "--out"):
+            skip = True
+        elif not a.startswith(("--autotune-thread=", "--out=")):
+            cleaned.append(a)
+    results = {}
+    for mode in ("keep", "drop"):
+        part = f"{out}.{mode}.json"
+        subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                *cleaned,
+                "--autotune-thread",
+                mode,
+                "--out",
+                part,
+            ],
+            check=True,
+        )
+        with open(part) as f:
+            results[mode] = json.load(f)
+        os.remove(part)
+    summary = {
+        mode: {
+            "turnover_s": [r["turnover_s"] for r in results[mode]["epochs"]],
+            "turnover_s_max": results[mode]["turnover_s_max"],
+            "steady_step_ms_median": results[mode]["steady_step_ms_median"],
+        }
+        for mode in results
+    }
+    io.atomic_write_json(
+        out,
+        {
+            "benchmark": "epoch_turnover",
+            "summary": summary,
+            "runs": results,
+            "machine": results["drop"]["machine"],
+        },
+    )
+    for mode, row in summary.items():
+        print(
+            f"autotune thread {mode}: turnovers {row['turnover_s']} s, "
+            f"steady step {row['steady_step_ms_median']} ms"
+        )
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -151,6 +151,19 @@ def test_builder_argument_errors_repeat_what_they_got():
         get_model("resnet_tiny", (32, 32, 3), 10, block_type="dense")
     with pytest.raises(UserInputError, match="stackwise_num_convs"):
         get_model("vgg_tiny", (32, 32, 3), 10, stackwise_num_convs=(1,))
+    with pytest.raises(UserInputError, match=r"convs_per_stage=\(1, 2, 1\)"):
+        get_model("simple_cnn", (28, 28, 1), 10, convs_per_stage=(1, 2, 1))
+
+
+def test_simple_cnn_convolutions_per_stage():
+    model = get_model(
+        "simple_cnn", (28, 28, 1), 10, batch_norm=False, convs_per_stage=[1, 2]
+    )
+    convs = [x.name for x in model.layers if isinstance(x, keras.layers.Conv2D)]
+    assert convs == ["stage1_conv1", "stage2_conv1", "stage2_conv2"]
+    # 3x3 kernels with biases: 1->32, 32->64, 64->64; dense 7*7*64->128->10.
+    convs_weights = (9 * 1 + 1) * 32 + (9 * 32 + 1) * 64 + (9 * 64 + 1) * 64
+    assert model.count_params() == convs_weights + (3136 + 1) * 128 + (128 + 1) * 10
 
 
 # Every registered model: forward, one train step, gradients, .keras round trip.

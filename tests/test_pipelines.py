@@ -43,6 +43,10 @@ def test_same_batches_as_from_a_config(small_fashion_dir):
         == {"train": 540, "validation": 120, "test": 300}
     )
     for ours, theirs in zip((train, val, test), expected[:3], strict=True):
+        # No autotuning thread: `fit` would wait for it at every epoch turnover
+        # (pipelines.without_autotune_thread, benchmarks/epoch_turnover.py).
+        assert ours.options().autotune.enabled is False
+        assert theirs.options().autotune.enabled is False
         images, labels = next(iter(ours))
         want_images, want_labels = next(iter(theirs))
         assert images.shape == (50, 28, 28, 1) and labels.shape == (50, 10)

@@ -79,6 +79,29 @@ def test_measure_warms_up_then_times_the_median_within_a_budget():
     assert ms == {"fp32": 1000.0, "bf16": 1000.0}
 
 
+def test_measure_stops_timing_a_precision_that_cannot_win():
+    log = []
+    step = {"fp32": 1.0, "bf16": 2.5}  # seconds per step on the fake clock
+    now = [0.0]
+
+    class Timed(_FakeModel):
+        def train_on_batch(self, x, y):
+            super().train_on_batch(x, y)
+            now[0] += step[self.precision]
+
+    ms = kc_precision.measure_step_ms(
+        lambda p: Timed(log, p),
+        ("x", "y"),
+        warmup_steps=1,
+        timed_steps=5,
+        budget_s=30.0,
+        clock=lambda: now[0],
+    )
+    # fp32: 1 warm-up + 5 timed; bf16: 1 warm-up + 1 timed step (2.5x fp32).
+    assert log == ["fp32"] * 6 + ["bf16"] * 2
+    assert ms == {"fp32": 1000.0, "bf16": 2500.0}
+
+
 def _no_measure():
     raise AssertionError("measured although it must not")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from keras_convnets.errors import UserInputError
 from keras_convnets.models._common import check_input_size
 from keras_convnets.models.registry import register_model
 
@@ -67,7 +68,8 @@ def simple_cnn(
         num_classes: int. Number of classes.
         stackwise_num_filters: sequence of int. Filters of each stage. Defaults
             to `(32, 64)`.
-        convs_per_stage: int. Convolutions before each pooling. Defaults to 2.
+        convs_per_stage: int, or a sequence of int (one per stage).
+            Convolutions before each pooling. Defaults to 2.
         kernel_size: int. Convolution kernel size. Defaults to 3.
         dense_units: int. Width of the hidden dense layer (0 for none).
             Defaults to 128.
@@ -90,10 +92,20 @@ def simple_cnn(
     """
     # Each stage halves the size with a 2x2 max-pool; the last must see >= 2x2.
     check_input_size(input_shape, 2 ** len(stackwise_num_filters), name)
+    if isinstance(convs_per_stage, int):
+        convs_per_stage = (convs_per_stage,) * len(stackwise_num_filters)
+    if len(convs_per_stage) != len(stackwise_num_filters):
+        raise UserInputError(
+            "convs_per_stage needs one count per stage of stackwise_num_filters. "
+            f"Received: convs_per_stage={tuple(convs_per_stage)}, "
+            f"stackwise_num_filters={tuple(stackwise_num_filters)}"
+        )
     inputs = keras.Input(shape=input_shape, name="image")
     x = inputs
-    for stage, filters in enumerate(stackwise_num_filters, start=1):
-        for i in range(1, convs_per_stage + 1):
+    for stage, (filters, convs) in enumerate(
+        zip(stackwise_num_filters, convs_per_stage), start=1
+    ):
+        for i in range(1, convs + 1):
             prefix = f"stage{stage}_conv{i}"
             x = layers.Conv2D(
                 filters,

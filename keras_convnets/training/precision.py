@@ -53,6 +53,9 @@ TIMED_STEPS = 5
 # Timing stops early once a precision has used this many seconds of timed steps
 # (a very slow bf16 needs no five steps to lose).
 TIME_BUDGET_S = 3.0
+# A later precision whose timed step takes this many times the best median so
+# far cannot win (bf16 on AVX2-only CPUs is ~10x slower): one step decides.
+HOPELESS_FACTOR = 2.0
 
 
 def gpu_precision(gpus: list | None = None) -> str | None:
@@ -104,6 +107,7 @@ def measure_step_ms(
     timed_steps: int = TIMED_STEPS,
     budget_s: float = TIME_BUDGET_S,
     clock: Callable[[], float] = time.perf_counter,
+    hopeless_factor: float = HOPELESS_FACTOR,
 ) -> dict[str, float]:
     """Median milliseconds per training step of a model in each precision.
 
@@ -117,6 +121,9 @@ def measure_step_ms(
         budget_s: float. Timing of a precision stops once its timed steps
             took this long (at least one step is always timed).
         clock: the clock (tests inject one).
+        hopeless_factor: float. Timing of a precision also stops after a
+            step that took this many times the best median measured before
+            it: it cannot become the faster one.
 
     Returns:
         dict `{precision: median ms per step}`.
@@ -128,10 +135,13 @@ def measure_step_ms(
         for _ in range(warmup_steps):
             model.train_on_batch(x, y)
         times = []
+        hopeless = min(result.values(), default=float("inf")) * hopeless_factor / 1000
         while len(times) < timed_steps and sum(times) < budget_s:
             start = clock()
             model.train_on_batch(x, y)  # returns numpy: the step has finished
             times.append(clock() - start)
+            if times[-1] >= hopeless:
+                break
         result[precision] = round(1000 * statistics.median(times), 2)
         del model
     return result
