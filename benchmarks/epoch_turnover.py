@@ -17,8 +17,8 @@ took longer than 10 ms are listed by name.
 The stall's cause, found with this profile and a native stack dump taken
 during one (every thread asleep): `fit` drops the last epoch's dataset
 iterator, and its destructor waits for tf.data's autotuning thread, which
-sleeps for a growing period between optimizations (waits of 40 s seen). `make_datasets` now turns that
-thread off (`pipelines.without_autotune_thread`). `--autotune-thread both`
+sleeps for a growing period between optimizations (waits of 40 s seen). `load_dataset` now turns that
+thread off (`datasets.without_autotune_thread`). `--autotune-thread both`
 (the default) runs the profile twice, in two processes, with the thread
 (`keep`, TensorFlow's default) and without it (`drop`, the package's
 pipelines), and reports both side by side.
@@ -346,9 +346,9 @@ def main(argv=None):
     keras.Model.fit = fit
     _instrument_iterator(profile)
     if args.autotune_thread == "keep":
-        from keras_convnets.data import pipelines
+        from keras_convnets.data import datasets
 
-        pipelines.without_autotune_thread = lambda ds: ds
+        datasets.without_autotune_thread = lambda ds: ds
     if args.data_pool is not None:
         _set_data_pool(args.data_pool)
     if args.augment_jit is not None:

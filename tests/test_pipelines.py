@@ -44,7 +44,7 @@ def test_same_batches_as_from_a_config(small_fashion_dir):
     )
     for ours, theirs in zip((train, val, test), expected[:3], strict=True):
         # No autotuning thread: `fit` would wait for it at every epoch turnover
-        # (pipelines.without_autotune_thread, benchmarks/epoch_turnover.py).
+        # (datasets.without_autotune_thread, benchmarks/epoch_turnover.py).
         assert ours.options().autotune.enabled is False
         assert theirs.options().autotune.enabled is False
         images, labels = next(iter(ours))

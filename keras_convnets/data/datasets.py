@@ -776,6 +776,26 @@ def _shuffle_by_epoch(ds, buffer, seed, epoch):
     return ds.batch(buffer).enumerate().map(permute).unbatch()
 
 
+def without_autotune_thread(ds):
+    """`ds` without tf.data's autotuning thread; `AUTOTUNE` values stay.
+
+    `fit` opens a new iterator on its training (and validation) pipeline every
+    epoch and drops the last one. With autotuning on, that iterator owns a
+    model thread (`Model::OptimizeLoop`) that sleeps between optimizations
+    for a period that keeps growing, and the iterator's destructor waits
+    for it to wake: `fit`'s next epoch then starts after an idle pause of up
+    to tens of seconds (seen on 2-core CPUs: 4-40 s at 11 of 20 epoch
+    turnovers, every thread asleep; `benchmarks/epoch_turnover.py`). Without
+    the model thread, `AUTOTUNE` values get tf.data's fixed defaults; these
+    pipelines still run far faster than the training steps they feed
+    (`benchmarks/data_pipeline.py`). Options pass down to every later
+    transformation, so `make_datasets`' augmented pipelines inherit it.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
+
+
 def _to_float(images, labels):
     return tf.cast(images, tf.float32) / 255.0, labels
 
@@ -933,6 +953,7 @@ def load_dataset(
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     if prefetch:
         ds = ds.prefetch(tf.data.AUTOTUNE)
+    ds = without_autotune_thread(ds)
 
     info = DatasetInfo(
         name=name,

@@ -103,30 +103,7 @@ def make_datasets(
     test, _ = load_dataset(
         dataset, "test", batch_size=batch_size, map_fn=one_hot, **common
     )
-    train, validation, test = (
-        without_autotune_thread(ds) if ds is not None else None
-        for ds in (train, validation, test)
-    )
     return train, validation, test, info
-
-
-def without_autotune_thread(ds):
-    """`ds` without tf.data's autotuning thread; `AUTOTUNE` values stay.
-
-    `fit` opens a new iterator on the training (and validation) pipeline every
-    epoch and drops the last one. With autotuning on, that iterator owns a
-    model thread (`Model::OptimizeLoop`) that sleeps between optimizations
-    for a period that keeps growing, and the iterator's destructor waits
-    for it to wake: `fit`'s next epoch then starts after an idle pause of up
-    to tens of seconds (seen on 2-core CPUs: 4-40 s at 11 of 20 epoch
-    turnovers, every thread asleep; `benchmarks/epoch_turnover.py`). Without
-    the model thread, `AUTOTUNE` values get tf.data's fixed defaults; these
-    pipelines still run far faster than the training steps they feed
-    (`benchmarks/data_pipeline.py`).
-    """
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return ds.with_options(options)
 
 
 def one_hot_fn(num_classes: int):
