@@ -253,3 +253,52 @@ def test_bad_cell_net_arguments_fail_before_any_data(kwargs, match):
         resolve_config(
             {}, {"model": "nas_cell_net", "model_kwargs": json.dumps(kwargs)}
         )
+
+
+def test_stem_stride_two_halves_every_stage_and_keeps_the_parameters():
+    g = _every_op_genotype()
+    full = build_from_genotype(g, SHAPE, 3, cells=1, filters=4)
+    half = build_from_genotype(g, SHAPE, 3, cells=1, filters=4, stem_stride=2)
+    assert full.get_layer("stem_conv").output.shape[1:3] == (16, 16)
+    assert half.get_layer("stem_conv").output.shape[1:3] == (8, 8)
+    # The last stage: 16 -> 8 -> 4 at stride 1; 8 -> 4 -> 2 at stride 2.
+    assert full.get_layer("head_relu").output.shape[1:3] == (4, 4)
+    assert half.get_layer("head_relu").output.shape[1:3] == (2, 2)
+    assert half.count_params() == full.count_params()
+    assert count_params(g, SHAPE, 3, 1, 4) == half.count_params()
+    x = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    odd = build_from_genotype(g, (28, 28, 1), 3, cells=1, filters=4, stem_stride=2)
+    assert odd.get_layer("head_relu").output.shape[1:3] == (4, 4)  # 14 -> 7 -> 4
+    assert odd(x).shape == (2, 3)
+
+
+def test_stem_stride_comes_from_the_genotype_file_unless_given(tmp_path):
+    g = _every_op_genotype()
+    path = tmp_path / "best_genotype.json"
+    path.write_text(json.dumps({**g.to_dict(), "stem_stride": 2}))
+    strides = lambda m: m.get_layer("stem_conv").strides  # noqa: E731
+    model = get_model("nas_cell_net", SHAPE, 3, genotype=str(path), cells=1, filters=4)
+    assert strides(model) == (2, 2)
+    model = get_model(
+        "nas_cell_net", SHAPE, 3, genotype=str(path), cells=1, filters=4, stem_stride=1
+    )
+    assert strides(model) == (1, 1)
+    # A file from before the option: stride 1.
+    path.write_text(json.dumps(g.to_dict()))
+    model = get_model("nas_cell_net", SHAPE, 3, genotype=str(path), cells=1, filters=4)
+    assert strides(model) == (1, 1)
+    for bad in (3, 0, True, "2"):
+        with pytest.raises(UserInputError, match="stem_stride must be one of 1, 2"):
+            build_from_genotype(g, SHAPE, 3, cells=1, filters=4, stem_stride=bad)
+
+
+def test_train_flag_stem_stride_reaches_the_model(tmp_path):
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(_every_op_genotype().to_dict()))
+    config = resolve_config(
+        {}, {"genotype": str(path), "stem_stride": 2, "cells": 1, "filters": 4}
+    )
+    assert config.model == "nas_cell_net"
+    assert config.model_kwargs["stem_stride"] == 2
+    with pytest.raises(UserInputError, match="stem_stride must be 1 or 2"):
+        resolve_config({}, {"genotype": str(path), "stem_stride": 4})

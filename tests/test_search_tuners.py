@@ -257,6 +257,7 @@ def test_cell_norm_and_final_stacking_reach_train(tmp_path, small_fashion_dir):
     path = tmp_path / "random-fashion_mnist" / "best_genotype.json"
     data = json.loads(path.read_text())
     assert data["cell_norm"] == "batch"
+    assert data["stem_stride"] == 2  # the search's default, recorded
     assert data["stacking"] == record["stacking"]
     stacking = data["stacking"]
     assert stacking["params_budget"] == 30_000 and stacking["cells"] == 1
@@ -270,8 +271,10 @@ def test_cell_norm_and_final_stacking_reach_train(tmp_path, small_fashion_dir):
     )
     assert model.count_params() == stacking["params"] <= 30_000
     assert any(isinstance(x, keras.layers.BatchNormalization) for x in model.layers)
+    assert model.get_layer("stem_conv").strides == (2, 2)
     summary = (tmp_path / "random-fashion_mnist" / "summary.md").read_text()
     assert "--cells 1 --params-budget 30000" in summary
+    assert "stem_stride 2" in summary
 
 
 def test_a_project_from_before_cell_norm_resumes_only_with_batch_norm(tmp_path):
@@ -281,10 +284,13 @@ def test_a_project_from_before_cell_norm_resumes_only_with_batch_norm(tmp_path):
     os.makedirs(config.project_dir)
     old = config.to_dict()
     del old["cell_norm"]  # written before cell_norm existed: BatchNorm cells
+    del old["stem_stride"]  # ... and before stem_stride: stride 1
     (tmp_path / "old" / "search_config.json").write_text(json.dumps(old))
-    with pytest.raises(ValueError, match="differs in: cell_norm"):
+    with pytest.raises(ValueError, match="differs in: cell_norm, stem_stride"):
         _check_resume(config)
-    assert _check_resume(replace(config, cell_norm="batch"))
+    with pytest.raises(ValueError, match="differs in: stem_stride"):
+        _check_resume(replace(config, cell_norm="batch"))
+    assert _check_resume(replace(config, cell_norm="batch", stem_stride=1))
 
 
 # Slow: 25 s on 2 cores; `benchmarks/search.py --parts memory` measures the same

@@ -82,6 +82,39 @@ def resolve_genotype(genotype, cell_norm=None) -> tuple[Genotype, str]:
     return genotype, check_cell_norm(cell_norm)
 
 
+# Stem strides `nas_cell_net` builds: 1 (the first stage at the input's
+# resolution, as NASNet's CIFAR networks) or 2 (at half of it, as its ImageNet
+# stems: every cell then costs a quarter of the work).
+STEM_STRIDES = (1, 2)
+
+
+def resolve_stem_stride(genotype, stem_stride=None) -> int:
+    """The stem stride: `stem_stride`, else what the genotype records, else 1.
+
+    Args:
+        genotype: `Genotype`, dict or path (see `resolve_genotype`).
+        stem_stride: int or None. 1 or 2. None: the dict's or file's
+            `stem_stride` (a search records the one it searched with), else 1
+            (genotypes from before the option existed).
+
+    Returns:
+        int. 1 or 2.
+    """
+    if stem_stride is None:
+        data = genotype
+        if isinstance(genotype, (str, os.PathLike)):
+            data = read_genotype_file(genotype)
+        stem_stride = data.get("stem_stride", 1) if isinstance(data, dict) else 1
+        if stem_stride is None:
+            stem_stride = 1
+    if isinstance(stem_stride, bool) or stem_stride not in STEM_STRIDES:
+        raise UserInputError(
+            f"stem_stride must be one of {', '.join(map(str, STEM_STRIDES))}. "
+            f"Received: stem_stride={stem_stride!r}"
+        )
+    return int(stem_stride)
+
+
 def _check_int(label, value, low):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UserInputError(
@@ -102,6 +135,7 @@ def build_from_genotype(
     filters: int = 16,
     name: str = "nas_cell_net",
     cell_norm: str | None = None,
+    stem_stride: int | None = None,
 ) -> keras.Model:
     """Stacks a genotype's cells into a classifier.
 
@@ -120,6 +154,10 @@ def build_from_genotype(
         cell_norm: str or None. `"none"` or `"batch"` (BatchNorm after every
             convolution, the stem's too). None: what the genotype file
             records, else `"none"`.
+        stem_stride: int or None. Stride of the stem convolution: 1 (the
+            first stage at the input's resolution) or 2 (at half of it, a
+            quarter of the work per cell). None: what the genotype file
+            records, else 1. The parameter count does not depend on it.
 
     Returns:
         A `keras.Model` mapping images to class probabilities.
@@ -136,6 +174,7 @@ def build_from_genotype(
         recognition", CVPR 2018; Real et al., "Regularized evolution for image
         classifier architecture search", AAAI 2019.
     """
+    stem_stride = resolve_stem_stride(genotype, stem_stride)
     genotype, cell_norm = resolve_genotype(genotype, cell_norm)
     cells = _check_int("cells", cells, 0)
     filters = _check_int("filters", filters, 1)
@@ -149,7 +188,12 @@ def build_from_genotype(
     batch_norm = cell_norm == "batch"
     inputs = keras.Input(input_shape, name="images")
     x = layers.Conv2D(
-        filters, 3, padding="same", use_bias=not batch_norm, name="stem_conv"
+        filters,
+        3,
+        strides=stem_stride,
+        padding="same",
+        use_bias=not batch_norm,
+        name="stem_conv",
     )(inputs)
     if batch_norm:
         x = layers.BatchNormalization(name="stem_bn")(x)
@@ -280,6 +324,7 @@ def nas_cell_net(
     filters=None,
     cell_norm=None,
     params_budget=None,
+    stem_stride=None,
     name="nas_cell_net",
 ):
     """A searched NASNet-style cell (a genotype) stacked into a classifier.
@@ -297,6 +342,8 @@ def nas_cell_net(
         params_budget: int or None. Pick `filters` as the largest that keeps
             the network within this many parameters (`filters_for_budget`);
             not together with `filters`.
+        stem_stride: int or None. 1 or 2 (see `build_from_genotype`). None:
+            what the genotype file records, else 1.
         name: str. Model name.
 
     Returns:
@@ -313,6 +360,7 @@ def nas_cell_net(
         Zoph et al., "Learning transferable architectures for scalable image
         recognition", CVPR 2018.
     """
+    stem_stride = resolve_stem_stride(genotype, stem_stride)
     genotype, cell_norm = resolve_genotype(genotype, cell_norm)
     if params_budget is not None:
         if filters is not None:
@@ -333,6 +381,7 @@ def nas_cell_net(
         filters=filters,
         name=name,
         cell_norm=cell_norm,
+        stem_stride=stem_stride,
     )
 
 

@@ -109,6 +109,13 @@ def add_parsers(subparsers, formatter):
         help="BatchNorm in the cells: none (default, fast on CPUs) or batch",
     )
     g.add_argument(
+        "--stem-stride",
+        type=integer,
+        choices=(1, 2),
+        help="stride of the stem: 2 (default: the cells at half resolution, "
+        "4x less work) or 1",
+    )
+    g.add_argument(
         "--params-budget",
         type=integer,
         metavar="N",

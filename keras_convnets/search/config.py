@@ -50,6 +50,10 @@ class SearchConfig:
     # Normalization in the cells: "none" (fast on CPUs) or "batch" (NASNet's).
     # Recorded in best_genotype.json, so `train --genotype` builds the same.
     cell_norm: str = "none"
+    # Stride of the stem convolution: 2 (the default) runs the first stage at
+    # half the input's resolution, a quarter of the CPU work per cell; 1 at
+    # full resolution, as NASNet's CIFAR networks. Recorded like cell_norm.
+    stem_stride: int = 2
 
     # --- Proxy task ------------------------------------------------------------
     dataset: str = "fashion_mnist"
@@ -158,6 +162,11 @@ class SearchConfig:
                 self.cell_norm in ("none", "batch"),
                 "cell_norm must be one of none, batch",
                 "cell_norm",
+            ),
+            (
+                self.stem_stride in (1, 2),
+                "stem_stride must be 1 or 2",
+                "stem_stride",
             ),
             (
                 self.params_budget is None or self.params_budget >= 1,

@@ -20,7 +20,7 @@ import keras_tuner
 
 from keras_convnets.blocks.nas_cell import check_cell_norm
 from keras_convnets.errors import UserInputError
-from keras_convnets.models.nas_cell_net import build_from_genotype
+from keras_convnets.models.nas_cell_net import build_from_genotype, resolve_stem_stride
 from keras_convnets.search.genotype import Genotype
 from keras_convnets.training.train import build_state_eagerly
 
@@ -75,6 +75,8 @@ class CellHyperModel(keras_tuner.HyperModel):
             recipe's (0.05).
         cell_norm: str. `"none"` (the default: no BatchNorm, fast on CPUs) or
             `"batch"`; see `keras_convnets.blocks.nas_cell`.
+        stem_stride: int. 1 or 2 (the default): see
+            `keras_convnets.models.nas_cell_net.build_from_genotype`.
         seed: int. Seed of the augmentation draws. Defaults to 0.
         jit_compile: bool. XLA for the train step. Defaults to False.
         run_eagerly: bool. Train without tracing a `tf.function` (faster for
@@ -107,6 +109,7 @@ class CellHyperModel(keras_tuner.HyperModel):
         jit_compile=False,
         run_eagerly=True,
         cell_norm="none",
+        stem_stride=2,
         name="cell_search",
     ):
         super().__init__(name=name, tunable=True)
@@ -129,6 +132,7 @@ class CellHyperModel(keras_tuner.HyperModel):
         self.steps_per_epoch = int(steps_per_epoch)
         self.weight_decay = None if weight_decay is None else float(weight_decay)
         self.cell_norm = check_cell_norm(cell_norm)
+        self.stem_stride = resolve_stem_stride(None, stem_stride)
         self.seed = int(seed)
         self.jit_compile = bool(jit_compile)
         self.run_eagerly = bool(run_eagerly)
@@ -154,6 +158,7 @@ class CellHyperModel(keras_tuner.HyperModel):
             filters=filters,
             name="cell_net",
             cell_norm=self.cell_norm,
+            stem_stride=self.stem_stride,
         )
         momentum = proxy_bn_momentum(self.epochs * self.steps_per_epoch)
         for layer in model.layers:

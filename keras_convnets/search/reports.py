@@ -92,8 +92,8 @@ def write_reports(project_dir: str, stacking: dict | None = None) -> dict:
 
     A pure function of the project's files (and `stacking`), so it works from
     any process and after any interruption. `best_genotype.json` records the
-    cells' `cell_norm`, so `train --genotype` builds the searched network, and
-    the final stacking (`stacking`: N, F, the parameter budget).
+    cells' `cell_norm` and `stem_stride`, so `train --genotype` builds the
+    searched network, and the final stacking (`stacking`: N, F, the parameter budget).
 
     Args:
         project_dir: str. The search project.
@@ -164,6 +164,8 @@ def write_reports(project_dir: str, stacking: dict | None = None) -> dict:
         **best["genotype"].to_dict(),
         # Searches before cell_norm existed had BatchNorm in every cell.
         "cell_norm": config.get("cell_norm", "batch"),
+        # ... and a stem of stride 1.
+        "stem_stride": config.get("stem_stride", 1),
         "stacking": stacking,
         "search": {
             "trial_id": best["trial_id"],
@@ -239,7 +241,8 @@ def _summary(project_dir, config, rows, ranked, stacking) -> str:
         "![normal cell](normal_cell.png) ![reduction cell](reduce_cell.png)",
         "",
         "Train it at full size (the transfer from the proxy to the real task; "
-        f"cells: cell_norm {config.get('cell_norm', 'batch')}).{final}",
+        f"cells: cell_norm {config.get('cell_norm', 'batch')}, "
+        f"stem_stride {config.get('stem_stride', 1)}).{final}",
         "",
         "```bash",
         train_command(

@@ -74,6 +74,8 @@ def _check_resume(config: SearchConfig) -> bool:
     stored_identity = {k: v for k, v in stored.items() if k not in config.RUN_FIELDS}
     # Searches before cell_norm existed had BatchNorm in every cell.
     stored_identity.setdefault("cell_norm", "batch")
+    # ... and a stem of stride 1.
+    stored_identity.setdefault("stem_stride", 1)
     identity = config.identity()
     if stored_identity != identity:
         differs = sorted(k for k in identity if identity[k] != stored_identity.get(k))
@@ -172,6 +174,7 @@ def run_search(
             seed=config.seed,
             run_eagerly=config.run_eagerly,
             cell_norm=config.cell_norm,
+            stem_stride=config.stem_stride,
         )
         keras.utils.set_random_seed(config.seed)
         tuner = make_tuner(config, hypermodel)

@@ -109,6 +109,14 @@ def config_flags() -> dict:
                 "records, else none)",
             ),
         ),
+        "stem_stride": (
+            "model",
+            dict(
+                choices=(1, 2),
+                help="--genotype: stride of the stem, 1 or 2 (default: what the "
+                "file records, else 1)",
+            ),
+        ),
         "dataset": (
             "data",
             dict(help="fashion_mnist, mnist, a TFDS name, or a folder"),
@@ -255,7 +263,13 @@ def add_config_arguments(parser, groups: dict) -> None:
             **options,
         )
     # Shortcuts for the model arguments of a searched cell (`nas_cell_net`).
-    kinds = {"genotype": str, "cells": int, "filters": int, "params_budget": int}
+    kinds = {
+        "genotype": str,
+        "cells": int,
+        "filters": int,
+        "params_budget": int,
+        "stem_stride": int,
+    }
     for name in NAS_CELL_ARGUMENTS:
         group, extra = flags[name]
         options = {**_type_options(kinds.get(name, str)), **extra}

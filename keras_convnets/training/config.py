@@ -575,7 +575,14 @@ def resolve_config(
 # The searched cell as a model: `--genotype FILE --cells N --filters F ...`.
 
 # Shortcut keys (flags, config file keys) for `nas_cell_net`'s model arguments.
-NAS_CELL_ARGUMENTS = ("genotype", "cells", "filters", "params_budget", "cell_norm")
+NAS_CELL_ARGUMENTS = (
+    "genotype",
+    "cells",
+    "filters",
+    "params_budget",
+    "cell_norm",
+    "stem_stride",
+)
 
 
 def fold_nas_cell_arguments(values: dict, where: str) -> dict:
@@ -656,6 +663,13 @@ def _check_nas_cell_kwargs(kwargs: dict) -> None:
         raise UserInputError(
             f"{where}: genotype must be a file path or a genotype mapping. "
             f"Received: genotype={_short(genotype)}"
+        )
+    if kwargs.get("stem_stride") is not None and (
+        isinstance(kwargs["stem_stride"], bool) or kwargs["stem_stride"] not in (1, 2)
+    ):
+        raise UserInputError(
+            f"{where}: stem_stride must be 1 or 2. "
+            f"Received: stem_stride={_short(kwargs['stem_stride'])}"
         )
     if kwargs.get("cell_norm") not in (None, "none", "batch"):
         raise UserInputError(
