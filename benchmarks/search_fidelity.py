@@ -35,6 +35,7 @@ whose tau is within 0.05 of the best proxy's tau.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import math
 import os
@@ -243,6 +244,15 @@ def correlations(report) -> dict:
     return summary
 
 
+def merge(report: dict, other: dict) -> None:
+    """Adds `other`'s finished evaluations (same sizes) to `report`'s cells."""
+    for mine, theirs in zip(report["cells"], other.get("cells", [])):
+        for name, value in theirs.get("proxies", {}).items():
+            mine["proxies"].setdefault(name, value)
+        if theirs.get("reference") and not mine.get("reference"):
+            mine["reference"] = theirs["reference"]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -292,7 +302,14 @@ def main(argv=None):
         )
 
     def save():
-        io.atomic_write_json(args.out, report)
+        # Several processes may fill one file (e.g. `--parts proxies` beside
+        # `--parts reference`): under a lock, merge what is on disk into this
+        # process's report before writing it.
+        with open(args.out + ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if os.path.exists(args.out):
+                merge(report, io.read_json(args.out))
+            io.atomic_write_json(args.out, report)
 
     parts = args.parts.split(",")
     if "proxies" in parts:
@@ -351,6 +368,8 @@ def main(argv=None):
             )
             report["summary"] = correlations(report)
             save()
+    if os.path.exists(args.out):
+        merge(report, io.read_json(args.out))
     report["summary"] = correlations(report)
     report["chosen_proxy"] = choose_proxy(report["summary"])
     report["load_average_at_end"] = os.getloadavg()
