@@ -2,8 +2,12 @@
 
 Four parts, one JSON file (default `benchmarks/results/search.json`):
 
-1. `compare`: regularized evolution vs random search at an equal trial budget
-   on a proxy task, several seeds; best validation accuracy after each trial.
+1. `compare`: regularized evolution vs random search at an equal CPU budget
+   (process CPU time per search) on the proxy task, several seeds; the best
+   proxy validation accuracy against CPU-seconds, and the reference accuracy
+   of each search's best cell (`benchmarks/search_fidelity.py`'s reference
+   training: the fast recipe, 5 epochs on the full training split, scored on
+   validation).
 2. `overhead_memory`: one search of many small trials; per-trial time
    outside `fit` (building, FLOP counting, checkpoints, oracle, reports) as a
    share of the trial time, and the process RSS after every trial (memory must
@@ -19,7 +23,7 @@ Four parts, one JSON file (default `benchmarks/results/search.json`):
 
     python benchmarks/search.py --quick            # minutes on 2 CPU cores
     python benchmarks/search.py                    # hours: 1 CPU-hour search
-    python benchmarks/search.py --parts compare --set trials=6 --set seeds=3
+    python benchmarks/search.py --parts compare --set compare_cpu_seconds=600
 
 `--set KEY=VALUE` replaces one entry of the size (JSON values); the resolved
 sizes and the command are written into the JSON. Run each part in its own
@@ -63,6 +67,9 @@ SIZES = {
         memory_trials=30,
         memory_fraction=0.02,
         memory_run_eagerly=True,
+        compare_cpu_seconds=20,
+        compare_search_defaults=False,
+        compare_reference=dict(filters=4, epochs=1, train_fraction=0.05),
         search_cpu_seconds=90,
         flat_memory_trials=50,
         flat_memory_run_eagerly=None,
@@ -74,7 +81,7 @@ SIZES = {
     # (B=3, F=8, 5% of the training split, one epoch, graph mode) takes about
     # 25 CPU-seconds and scores 0.3-0.7 validation accuracy, so cells differ.
     "full": dict(
-        seeds=3,
+        seeds=5,
         trials=12,
         population=4,
         sample=2,
@@ -89,6 +96,13 @@ SIZES = {
         # Eager skips tracing; graph mode (False) shows the per-trial graph
         # memory Keras/TF keep (see README "Benchmark").
         memory_run_eagerly=True,
+        # The `compare` part: each search's process CPU time, and the
+        # reference training of its best cell (search_fidelity's reference).
+        compare_cpu_seconds=900,
+        # True: the searches as a user runs them (SearchConfig's defaults);
+        # False: the size's proxy keys above.
+        compare_search_defaults=True,
+        compare_reference=dict(filters=16, epochs=5, train_fraction=1.0),
         # The `memory` part: this many trials with the default flags.
         flat_memory_trials=50,
         flat_memory_run_eagerly=None,
@@ -134,55 +148,197 @@ def _config(size, directory, project, **overrides):
     return SearchConfig(**values).validate()
 
 
-def _best_so_far(project_dir):
-    from keras_convnets.search.runner import load_trials
+def _boxed_search(config, budget, label):
+    """Runs `config`'s search until its process CPU time exceeds `budget`.
 
-    best, curve = 0.0, []
-    for row in load_trials(project_dir):
-        if row["val_accuracy"] is not None:
-            best = max(best, row["val_accuracy"])
-        curve.append(round(best, 4))
-    return curve
+    Resumable: `benchmark_search_progress.json` (written after every trial)
+    holds the CPU and wall time earlier runs spent and the CPU time at the end
+    of each trial; a rerun resumes the search and counts them against the
+    budget. A finished search (`benchmark_search.json`) is read back.
+
+    Returns:
+        dict: the search's CPU and wall time, trials, the proxy validation
+        accuracy and cumulative CPU-seconds after each trial, and the best
+        trial's genotype.
+    """
+    from keras_convnets.search.runner import load_trials, run_search, write_reports
+    from keras_convnets.training import io
+
+    done_path = os.path.join(config.project_dir, "benchmark_search.json")
+    progress_path = os.path.join(config.project_dir, "benchmark_search_progress.json")
+    if os.path.exists(done_path):
+        print(
+            f"{label}: reusing the finished search in {config.project_dir}", flush=True
+        )
+        return io.read_json(done_path)
+    spent = {"cpu_s": 0.0, "wall_s": 0.0, "runs": 0, "trial_cpu_s": []}
+    if os.path.exists(progress_path) and os.path.exists(
+        os.path.join(config.project_dir, "search_config.json")
+    ):
+        spent = {**spent, **io.read_json(progress_path)}
+        print(
+            f"{label}: resuming the search in {config.project_dir} after "
+            f"{spent['cpu_s']:.0f} of {budget} CPU-s",
+            flush=True,
+        )
+        config = replace(config, overwrite=False)
+    else:
+        config = replace(config, overwrite=True)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    trial_cpu = list(spent["trial_cpu_s"])
+
+    def used():
+        return {
+            "cpu_s": round(spent["cpu_s"] + time.process_time() - cpu0, 1),
+            "wall_s": round(spent["wall_s"] + time.perf_counter() - wall0, 1),
+            "runs": spent.get("runs", 0) + 1,
+            "trial_cpu_s": trial_cpu,
+        }
+
+    def stop_when_spent(tuner):
+        now = used()
+        trial_cpu.append(now["cpu_s"])
+        io.atomic_write_json(progress_path, now)
+        if now["cpu_s"] > budget:
+            raise _Budget
+
+    if spent["cpu_s"] <= budget:
+        try:
+            run_search(config, verbose=0, on_trial_end=stop_when_spent)
+        except _Budget:
+            pass
+    record = write_reports(config.project_dir)
+    rows = load_trials(config.project_dir)
+    now = used()
+    search = {
+        "search_cpu_budget_s": budget,
+        "search_cpu_s": now["cpu_s"],
+        "search_wall_s": now["wall_s"],
+        "search_processes": now["runs"],
+        "search_trials": record["completed"],
+        "val_accuracy_per_trial": [
+            None if r["val_accuracy"] is None else round(r["val_accuracy"], 4)
+            for r in rows
+        ],
+        "cpu_s_after_trial": trial_cpu,
+        "best_trial": record["best"]["trial_id"],
+        "best_proxy_val_accuracy": round(record["best"]["val_accuracy"], 4),
+        "best_proxy_params": int(record["best"]["params"]),
+        "genotype": record["best"]["genotype"],
+        "best_genotype_path": record["paths"]["best_genotype"],
+    }
+    io.atomic_write_json(done_path, search)
+    return search
+
+
+def best_so_far_on_grid(val_per_trial, cpu_after_trial, grid):
+    """The best proxy accuracy reached by each CPU time of `grid` (None before
+    the first trial ends)."""
+    out = []
+    for t in grid:
+        seen = [
+            v
+            for v, c in zip(val_per_trial, cpu_after_trial)
+            if c <= t and v is not None
+        ]
+        out.append(max(seen) if seen else None)
+    return out
+
+
+def _mean_std(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None
+    return round(statistics.mean(values), 4), round(statistics.pstdev(values), 4)
 
 
 def compare(size, directory, save=None):
-    """Evolution vs random: same trials, same seeds, interleaved by seed.
+    """Evolution vs random at an equal CPU budget, seeds interleaved.
 
-    Interleaving keeps the finished searches paired if the run is cut short.
+    Each search runs until its process CPU time passes `compare_cpu_seconds`
+    (resumable, `_boxed_search`); then each search's best cell gets the
+    reference training (`search_fidelity.reference_score`). With
+    `compare_search_defaults`, the searches use `SearchConfig`'s defaults
+    (the proxy a user gets); otherwise the size's proxy keys.
     """
-    from keras_convnets.search.runner import load_trials, run_search
+    from benchmarks.search_fidelity import reference_score
+    from keras_convnets.search.genotype import Genotype
+    from keras_convnets.search.runner import SearchConfig
 
-    result = {
-        t: {"best_so_far": [], "trial_cpu_s": []} for t in ("random", "evolution")
-    }
-    for seed in range(size["seeds"]):
-        for tuner in ("random", "evolution"):
-            config = _config(size, directory, f"{tuner}-{seed}", tuner=tuner, seed=seed)
-            cpu = time.process_time()
-            run_search(config, verbose=0)
-            rows = load_trials(config.project_dir)
-            entry = result[tuner]
-            entry["best_so_far"].append(_best_so_far(config.project_dir))
-            entry["trial_cpu_s"].append(round(time.process_time() - cpu, 1))
-            entry.setdefault("val_accuracy_per_trial", []).append(
-                [
-                    None if r["val_accuracy"] is None else round(r["val_accuracy"], 4)
-                    for r in rows
-                ]
-            )
-            finals = [c[-1] for c in entry["best_so_far"]]
-            entry["final_best_mean"] = round(statistics.mean(finals), 4)
-            entry["final_best_stdev"] = round(statistics.pstdev(finals), 4)
-            curves = entry["best_so_far"]
-            entry["mean_best_so_far"] = [
-                round(statistics.mean(c[i] for c in curves), 4)
-                for i in range(min(len(c) for c in curves))
+    budget = size["compare_cpu_seconds"]
+    tuners = ("random", "evolution")
+    result = {t: {"runs": []} for t in tuners}
+
+    def summarize():
+        grid = [round(budget * k / 10, 1) for k in range(1, 11)]
+        for t in tuners:
+            runs = result[t]["runs"]
+            curves = [
+                best_so_far_on_grid(
+                    r["search"]["val_accuracy_per_trial"],
+                    r["search"]["cpu_s_after_trial"],
+                    grid,
+                )
+                for r in runs
             ]
+            result[t]["cpu_grid_s"] = grid
+            result[t]["best_so_far_mean_std"] = [
+                _mean_std([c[i] for c in curves]) for i in range(len(grid))
+            ]
+            refs = [r.get("reference", {}).get("val_accuracy") for r in runs]
+            mean, std = _mean_std(refs)
+            result[t].update(reference_val_mean=mean, reference_val_std=std)
+            finals = [r["search"]["best_proxy_val_accuracy"] for r in runs]
+            mean, std = _mean_std(finals)
+            result[t].update(proxy_best_mean=mean, proxy_best_std=std)
+        if save is not None:
+            save(result)
+
+    for seed in range(size["seeds"]):
+        for tuner in tuners:
+            project = f"{tuner}-{seed}"
+            if size.get("compare_search_defaults"):
+                config = SearchConfig(
+                    tuner=tuner,
+                    seed=seed,
+                    max_trials=10_000,
+                    directory=directory,
+                    project=project,
+                ).validate()
+            else:
+                config = _config(
+                    size, directory, project, tuner=tuner, seed=seed, max_trials=10_000
+                )
+            search = _boxed_search(config, budget, f"compare {project}")
+            result[tuner]["runs"].append({"seed": seed, "search": search})
             print(
-                f"compare {tuner} seed {seed}: {entry['best_so_far'][-1]}", flush=True
+                f"compare {project}: {search['search_trials']} trials, best proxy "
+                f"{search['best_proxy_val_accuracy']}",
+                flush=True,
             )
-            if save is not None:
-                save(result)
+            summarize()
+    ref = size["compare_reference"]
+    for seed in range(size["seeds"]):
+        for tuner in tuners:
+            run = result[tuner]["runs"][seed]
+            cpu = time.process_time()
+            reference = reference_score(
+                Genotype.from_dict(run["search"]["genotype"]),
+                filters=ref["filters"],
+                stem_stride=SearchConfig.stem_stride,
+                epochs=ref["epochs"],
+                train_fraction=ref["train_fraction"],
+                workdir=os.path.join(directory, "compare_runs"),
+                run_name=f"{tuner}-{seed}",
+            )
+            reference["cpu_s"] = round(time.process_time() - cpu, 1)
+            run["reference"] = reference
+            print(
+                f"compare {tuner}-{seed} reference: {reference['val_accuracy']:.4f}",
+                flush=True,
+            )
+            summarize()
+    summarize()
     return result
 
 
@@ -349,8 +505,6 @@ def transfer(size, directory, save=None):
     """
     from keras_convnets.models.nas_cell_net import filters_for_budget
     from keras_convnets.models.registry import get_model
-    from keras_convnets.search.runner import run_search, write_reports
-    from keras_convnets.training import io
     from keras_convnets.training.train import make_datasets
 
     config = _config(
@@ -361,64 +515,7 @@ def transfer(size, directory, save=None):
         max_trials=10_000,
         overwrite=False,
     )
-    done_path = os.path.join(config.project_dir, "benchmark_search.json")
-    # CPU and wall time the search has spent in earlier (interrupted) runs:
-    # rerunning resumes the search and counts them against the budget.
-    progress_path = os.path.join(config.project_dir, "benchmark_search_progress.json")
-    if os.path.exists(done_path):
-        search = io.read_json(done_path)
-        print(
-            f"transfer: reusing the finished search in {config.project_dir}", flush=True
-        )
-    else:
-        budget = size["search_cpu_seconds"]
-        spent = {"cpu_s": 0.0, "wall_s": 0.0, "runs": 0}
-        if os.path.exists(progress_path) and os.path.exists(
-            os.path.join(config.project_dir, "search_config.json")
-        ):
-            spent = io.read_json(progress_path)
-            print(
-                f"transfer: resuming the search in {config.project_dir} after "
-                f"{spent['cpu_s']:.0f} of {budget} CPU-s",
-                flush=True,
-            )
-        else:
-            config = replace(config, overwrite=True)
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-
-        def used():
-            return {
-                "cpu_s": round(spent["cpu_s"] + time.process_time() - cpu0, 1),
-                "wall_s": round(spent["wall_s"] + time.perf_counter() - wall0, 1),
-                "runs": spent.get("runs", 0) + 1,
-            }
-
-        def stop_when_spent(tuner):
-            now = used()
-            io.atomic_write_json(progress_path, now)
-            if now["cpu_s"] > budget:
-                raise _Budget
-
-        if spent["cpu_s"] <= budget:
-            try:
-                run_search(config, verbose=0, on_trial_end=stop_when_spent)
-            except _Budget:
-                pass
-        record = write_reports(config.project_dir)
-        now = used()
-        search = {
-            "search_cpu_budget_s": budget,
-            "search_cpu_s": now["cpu_s"],
-            "search_wall_s": now["wall_s"],
-            "search_processes": now["runs"],
-            "search_trials": record["completed"],
-            "best_trial": record["best"]["trial_id"],
-            "best_proxy_val_accuracy": round(record["best"]["val_accuracy"], 4),
-            "best_proxy_params": int(record["best"]["params"]),
-            "genotype": record["best"]["genotype"],
-            "best_genotype_path": record["paths"]["best_genotype"],
-        }
-        io.atomic_write_json(done_path, search)
+    search = _boxed_search(config, size["search_cpu_seconds"], "transfer")
     print(f"transfer search: {search}", flush=True)
     if save is not None:
         save(dict(search))

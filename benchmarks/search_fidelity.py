@@ -70,10 +70,13 @@ SIZES = {
         filters=16,
         stem_stride=2,
         naswot_batch=128,
+        # Computed in this order. Eager unless run_eagerly is False (graph
+        # mode: `search --no-run-eagerly`).
         train_proxies={
             "train_short": dict(epochs=1, fraction=0.05),
+            "train_default_graph": dict(epochs=2, fraction=0.1, run_eagerly=False),
+            "train_long": dict(epochs=3, fraction=0.3, run_eagerly=False),
             "train_default": dict(epochs=2, fraction=0.1),
-            "train_long": dict(epochs=3, fraction=0.3),
         },
         validation_fraction=0.1,
         reference_epochs=5,
@@ -149,6 +152,7 @@ def train_proxy_score(genotype, size, proxy, data):
         epochs=proxy["epochs"],
         steps_per_epoch=steps,
         stem_stride=size["stem_stride"],
+        run_eagerly=proxy.get("run_eagerly", True),
     )
     keras.utils.set_random_seed(0)
     hp = genotype.to_hyperparameters()
@@ -160,15 +164,19 @@ def train_proxy_score(genotype, size, proxy, data):
     return metrics["val_accuracy"]
 
 
-def reference_score(genotype, size, index, workdir):
-    """Best validation accuracy of the fast recipe (fp32) trained on the split.
+def reference_score(
+    genotype, *, filters, stem_stride, epochs, train_fraction, workdir, run_name
+):
+    """Validation accuracy of the fast recipe (fp32) trained on the split.
 
-    Runs are named `fidelity-cell{index}` under `workdir`; an interrupted one
-    resumes (`train_and_evaluate`).
+    The network: the genotype's cells, N=1, `filters`, `stem_stride`, no
+    BatchNorm. The run is `workdir/run_name`; an interrupted one resumes
+    (`train_and_evaluate`), a finished one of the same config is read back.
     """
     from dataclasses import replace
 
-    from keras_convnets.training.config import get_recipe
+    from keras_convnets.training import io
+    from keras_convnets.training.config import config_from_dict, get_recipe
     from keras_convnets.training.train import train_and_evaluate
 
     config = replace(
@@ -177,18 +185,25 @@ def reference_score(genotype, size, index, workdir):
         model_kwargs={
             "genotype": genotype.to_dict(),
             "cells": 1,
-            "filters": size["filters"],
-            "stem_stride": size["stem_stride"],
+            "filters": filters,
+            "stem_stride": stem_stride,
             "cell_norm": "none",
         },
         precision="fp32",
-        epochs=size["reference_epochs"],
-        train_fraction=size["reference_train_fraction"],
+        epochs=epochs,
+        train_fraction=train_fraction,
         workdir=workdir,
-        run_name=f"fidelity-cell{index}",
+        run_name=run_name,
         seed=0,
     ).validate()
-    record = train_and_evaluate(config, verbose=0)
+    run_dir = os.path.join(workdir, run_name)
+    record = None
+    if os.path.exists(os.path.join(run_dir, "run.json")):
+        done = config_from_dict(io.read_json(os.path.join(run_dir, "config.json")))
+        if done.identity() == config.identity():
+            record = io.read_json(os.path.join(run_dir, "run.json"))
+    if record is None:
+        record = train_and_evaluate(config, verbose=0)
     history = record["history"].get("val_accuracy") or []
     return {
         "val_accuracy": record["validation_accuracy"],
@@ -281,11 +296,29 @@ def main(argv=None):
     proxies = list(ZERO_COST) + list(size["train_proxies"])
     if os.path.exists(args.out):
         report = io.read_json(args.out)
-        if report.get("sizes") != size:
+        # Proxies may be added to a run; the cells and the reference may not
+        # change, nor a proxy that has scores.
+        fixed = [k for k in size if k not in ("train_proxies", "naswot_batch")]
+        stored = report.get("sizes", {})
+        changed = [k for k in fixed if stored.get(k) != size[k]]
+        scored = {n for c in report.get("cells", []) for n in c.get("proxies", {})}
+        for name, spec in (stored.get("train_proxies") or {}).items():
+            new = size["train_proxies"].get(name, spec)
+            if name in scored and spec != new:
+                changed.append(f"train_proxies.{name}")
+        if changed:
             sys.exit(
-                f"error: {args.out} holds a run with other sizes; "
-                "pass another --out to start afresh."
+                f"error: {args.out} holds a run with other sizes "
+                f"({', '.join(changed)}); pass another --out to start afresh."
             )
+        report["sizes"] = {
+            **size,
+            "train_proxies": {
+                **stored.get("train_proxies", {}),
+                **size["train_proxies"],
+            },
+        }
+        report["proxies"] = list(dict.fromkeys(report.get("proxies", []) + proxies))
     else:
         report = {"sizes": size, "proxies": proxies, "cells": []}
     report.update(
@@ -340,7 +373,7 @@ def main(argv=None):
                 if name in ZERO_COST:
                     score = zero_cost_score(name, genotype, size, info, images)
                 else:
-                    proxy = size["train_proxies"][name]
+                    proxy = report["sizes"]["train_proxies"][name]
                     score = train_proxy_score(
                         genotype, size, proxy, proxy_data(proxy["fraction"])
                     )
@@ -356,7 +389,15 @@ def main(argv=None):
             if cell.get("reference"):
                 continue
             cpu, wall = time.process_time(), time.perf_counter()
-            result = reference_score(genotype, size, cell["index"], args.workdir)
+            result = reference_score(
+                genotype,
+                filters=size["filters"],
+                stem_stride=size["stem_stride"],
+                epochs=size["reference_epochs"],
+                train_fraction=size["reference_train_fraction"],
+                workdir=args.workdir,
+                run_name=f"fidelity-cell{cell['index']}",
+            )
             result.update(
                 cpu_s=round(time.process_time() - cpu, 1),
                 wall_s=round(time.perf_counter() - wall, 1),
