@@ -1,5 +1,5 @@
-"""benchmarks/search_fidelity.py: the rank statistics and the proxy choice
-(the benchmark's trainings are not a test)."""
+"""benchmarks/search_fidelity.py and search.py: rank statistics, the proxy choice,
+best-so-far on a CPU grid (their trainings are not tests)."""
 
 import math
 
@@ -58,3 +58,17 @@ def test_choose_proxy_takes_the_cheapest_near_the_best_tau():
 def test_correlations_need_three_cells():
     report = _report([0.8, 0.9], {"p": ([1, 2], 1.0)})
     assert correlations(report)["p"]["kendall_tau"] is None
+
+
+def test_best_so_far_on_a_cpu_grid():
+    from benchmarks.search import best_so_far_on_grid
+
+    val = [0.5, None, 0.7, 0.6]  # trial 2 failed (no score)
+    cpu = [10.0, 20.0, 35.0, 50.0]  # cumulative CPU-s at the end of each trial
+    assert best_so_far_on_grid(val, cpu, [5, 10, 30, 40, 60]) == [
+        None,
+        0.5,
+        0.5,
+        0.7,
+        0.7,
+    ]
