@@ -270,7 +270,18 @@ def compare(size, directory, save=None):
     result = {t: {"runs": []} for t in tuners}
 
     def summarize():
-        grid = [round(budget * k / 10, 1) for k in range(1, 11)]
+        # Up to the latest trial end (a search stops after the first trial
+        # that ends past the budget, so every search ends a little past it).
+        last = max(
+            [budget]
+            + [
+                r["search"]["cpu_s_after_trial"][-1]
+                for t in tuners
+                for r in result[t]["runs"]
+                if r["search"]["cpu_s_after_trial"]
+            ]
+        )
+        grid = [round(last * k / 10, 1) for k in range(1, 11)]
         for t in tuners:
             runs = result[t]["runs"]
             curves = [
