@@ -165,7 +165,15 @@ def train_proxy_score(genotype, size, proxy, data):
 
 
 def reference_score(
-    genotype, *, filters, stem_stride, epochs, train_fraction, workdir, run_name
+    genotype,
+    *,
+    filters,
+    stem_stride,
+    epochs,
+    train_fraction,
+    workdir,
+    run_name,
+    seed=0,
 ):
     """Validation accuracy of the fast recipe (fp32) trained on the split.
 
@@ -194,7 +202,7 @@ def reference_score(
         train_fraction=train_fraction,
         workdir=workdir,
         run_name=run_name,
-        seed=0,
+        seed=seed,
     ).validate()
     run_dir = os.path.join(workdir, run_name)
     record = None
@@ -211,6 +219,37 @@ def reference_score(
         "params": record["params"],
         "fit_time_s": record["fit_time_s"],
         "run_dir": record["run_dir"],
+    }
+
+
+def reference_noise(report) -> dict:
+    """The reference's spread over cells against its seed-to-seed noise.
+
+    `seed_sd`: the standard deviation of one reference score estimated from
+    the seed 0 / seed 1 pairs (`|a - b| / sqrt(2)`, averaged in quadrature);
+    `cells_sd`: the standard deviation of seed 0's scores over cells.
+    """
+    import statistics
+
+    scores = [
+        c["reference"]["val_accuracy"] for c in report["cells"] if c.get("reference")
+    ]
+    pairs = [
+        (c["reference"]["val_accuracy"], c["reference_repeats"]["1"]["val_accuracy"])
+        for c in report["cells"]
+        if c.get("reference") and "1" in c.get("reference_repeats", {})
+    ]
+    seed_sd = (
+        math.sqrt(statistics.mean((a - b) ** 2 / 2 for a, b in pairs))
+        if pairs
+        else None
+    )
+    return {
+        "cells": len(scores),
+        "cells_sd": round(statistics.pstdev(scores), 4) if len(scores) > 1 else None,
+        "cells_range": [min(scores), max(scores)] if scores else None,
+        "seed_pairs": [[round(a, 4), round(b, 4)] for a, b in pairs],
+        "seed_sd": None if seed_sd is None else round(seed_sd, 4),
     }
 
 
@@ -266,6 +305,8 @@ def merge(report: dict, other: dict) -> None:
             mine["proxies"].setdefault(name, value)
         if theirs.get("reference") and not mine.get("reference"):
             mine["reference"] = theirs["reference"]
+        for seed, value in theirs.get("reference_repeats", {}).items():
+            mine.setdefault("reference_repeats", {}).setdefault(seed, value)
 
 
 def main(argv=None):
@@ -283,6 +324,12 @@ def main(argv=None):
         "--parts", default="proxies,reference,report", help="comma-separated"
     )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--noise-cells",
+        default="0,1",
+        help="part `noise`: these cells' reference training again with seed 1 "
+        "(the reference's own seed-to-seed noise, the ceiling of any tau)",
+    )
     args = parser.parse_args(argv)
     size = json.loads(json.dumps(SIZES["quick" if args.quick else "full"]))
     for item in args.set:
@@ -409,8 +456,29 @@ def main(argv=None):
             )
             report["summary"] = correlations(report)
             save()
+    if "noise" in parts:
+        for i in [int(v) for v in args.noise_cells.split(",") if v.strip()]:
+            cell = report["cells"][i]
+            if "1" in cell.get("reference_repeats", {}):
+                continue
+            result = reference_score(
+                genotypes[i],
+                filters=size["filters"],
+                stem_stride=size["stem_stride"],
+                epochs=size["reference_epochs"],
+                train_fraction=size["reference_train_fraction"],
+                workdir=args.workdir,
+                run_name=f"fidelity-cell{i}-seed1",
+                seed=1,
+            )
+            cell.setdefault("reference_repeats", {})["1"] = result
+            print(
+                f"cell {i} reference, seed 1: {result['val_accuracy']:.4f}", flush=True
+            )
+            save()
     if os.path.exists(args.out):
         merge(report, io.read_json(args.out))
+    report["reference_noise"] = reference_noise(report)
     report["summary"] = correlations(report)
     report["chosen_proxy"] = choose_proxy(report["summary"])
     report["load_average_at_end"] = os.getloadavg()
