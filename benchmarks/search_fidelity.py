@@ -20,7 +20,9 @@ Proxies:
 
 The network is the search's default trial network: B blocks, N=1 cell per
 stage, F filters, stem stride 2, no BatchNorm (the same for proxies and the
-reference). Resumable: every finished evaluation is written to the JSON at
+reference). The `noise` part trains a few cells' reference again with another
+seed: the reference's own noise against its spread over cells bounds the tau
+any proxy can reach. Resumable: every finished evaluation is written to the JSON at
 once (atomically) and skipped on the next run with the same sizes; a run with
 other sizes refuses the file (use another --out).
 
@@ -321,7 +323,7 @@ def main(argv=None):
         help="the reference trainings' runs (resumable)",
     )
     parser.add_argument(
-        "--parts", default="proxies,reference,report", help="comma-separated"
+        "--parts", default="proxies,reference,noise,report", help="comma-separated"
     )
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument(
