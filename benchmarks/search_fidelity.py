@@ -13,10 +13,12 @@ Proxies:
 - `params`: the parameter count (a baseline every proxy must beat);
 - `synflow`, `naswot`: zero-cost scores at initialization
   (`keras_convnets.search.zero_cost`; NASWOT on a batch of training images);
-- `train_short` (1 epoch on 5 % of the training split), `train_default`
-  (the search's defaults: 2 epochs on 10 %), `train_long` (3 epochs on 30 %):
-  proxy trainings exactly as a search trial runs them (`CellHyperModel`, eager),
-  scored on the search's validation split.
+- `train_short` (1 epoch on 5 % of the training split, eager),
+  `train_default` (the search's defaults: 2 epochs on 10 %, eager),
+  `train_default_graph` (the same in graph mode, `search --no-run-eagerly`),
+  `train_long` (3 epochs on 30 %, graph mode): proxy trainings exactly as a
+  search trial runs them (`CellHyperModel`), scored on the search's
+  validation split.
 
 The network is the search's default trial network: B blocks, N=1 cell per
 stage, F filters, stem stride 2, no BatchNorm (the same for proxies and the
