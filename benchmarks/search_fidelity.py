@@ -340,7 +340,10 @@ def main(argv=None):
         key, _, value = item.partition("=")
         if key not in size:
             parser.error(f"unknown size {key!r}; known: {', '.join(size)}")
-        size[key] = json.loads(value)
+        try:
+            size[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parser.error(f"--set {key}: the value must be JSON. Received: {value!r}")
 
     from keras_convnets.training import io
 
