@@ -12,14 +12,18 @@ Four parts, one JSON file (default `benchmarks/results/search.json`):
    outside `fit` (building, FLOP counting, checkpoints, oracle, reports) as a
    share of the trial time, and the process RSS after every trial (memory must
    stay flat: KerasTuner clears the Keras session between trials).
-3. `transfer`: an evolution search boxed in process CPU time
-   (`time.process_time()`, all TF threads, so the budget means the same on a
-   loaded machine; wall time is recorded too), its best cell stacked (N=1,
+3. `transfer`: an evolution search boxed in process CPU time (all TF
+   threads, each trial's own process included, so the budget means the same
+   on a loaded machine; wall time is recorded too), its best cell stacked (N=1,
    the widest F within the recipe net's parameters) and trained with the
    fast recipe through `train_and_evaluate` (selected on validation, tested
    once), against the fast recipe's own network.
 4. `memory`: RSS after each of 50 tiny trials of a search with the default
-   flags (graph mode); must grow by at most 1 MB per trial.
+   flags (each trial in its own process, graph mode); must grow by at most
+   1 MB per trial.
+5. `end_to_end` (run with `--parts end_to_end`): `keras-convnets search` with
+   the default settings, then the found cell against `simple_cnn` at no more
+   parameters, the fast recipe, 3 seeds, every step a fresh process.
 
     python benchmarks/search.py --quick            # minutes on 2 CPU cores
     python benchmarks/search.py                    # hours: 1 CPU-hour search
@@ -76,6 +80,21 @@ SIZES = {
         final_recipe="fast",
         final_overrides=dict(epochs=1, train_fraction=0.1),
         final_max_filters=16,
+        e2e_search_args=[
+            "--max-trials",
+            "2",
+            "--blocks",
+            "1",
+            "--filters",
+            "4",
+            "--proxy-fraction",
+            "0.02",
+            "--proxy-epochs",
+            "1",
+        ],  # fmt: skip
+        e2e_search_cpu_budget_s=3600,
+        e2e_train_args=["--epochs", "1", "--train-fraction", "0.05"],
+        e2e_seeds=1,
     ),
     # Sized for 2 shared CPU cores within about two hours: a proxy trial
     # (B=3, F=8, 5% of the training split, one epoch, graph mode) takes about
@@ -106,7 +125,7 @@ SIZES = {
         # The `memory` part: this many trials with the default flags.
         flat_memory_trials=50,
         flat_memory_run_eagerly=None,
-        # Process CPU time (time.process_time: every TF thread), not wall time.
+        # Process CPU time (every TF thread, trial processes included), not wall.
         search_cpu_seconds=3600,
         # The final training: this recipe (falls back to "default" if absent),
         # with these fields replaced (none: the recipe as it is).
@@ -115,8 +134,27 @@ SIZES = {
         # Widest first-stage filters for the searched net (None: as wide as
         # the recipe net's parameter count allows).
         final_max_filters=None,
+        # The `end_to_end` part: the search and the trainings as a user runs
+        # them (no extra flags), 3 seeds.
+        e2e_search_args=[],
+        e2e_search_cpu_budget_s=3600,
+        e2e_train_args=[],
+        e2e_seeds=3,
     ),
 }
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children.
+
+    A search trains each trial in a child process by default
+    (`isolate_trials`); the children are waited for after each trial, so
+    `RUSAGE_CHILDREN` has counted every trial when a budget is checked.
+    """
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def _rss_mb() -> float:
@@ -140,6 +178,7 @@ def _config(size, directory, project, **overrides):
         proxy_epochs=size["proxy_epochs"],
         validation_fraction=size["validation_fraction"],
         run_eagerly=size["run_eagerly"],
+        isolate_trials=size.get("isolate_trials", True),
         directory=directory,
         project=project,
         overwrite=True,
@@ -184,12 +223,12 @@ def _boxed_search(config, budget, label):
         config = replace(config, overwrite=False)
     else:
         config = replace(config, overwrite=True)
-    cpu0, wall0 = time.process_time(), time.perf_counter()
+    cpu0, wall0 = _cpu_s(), time.perf_counter()
     trial_cpu = list(spent["trial_cpu_s"])
 
     def used():
         return {
-            "cpu_s": round(spent["cpu_s"] + time.process_time() - cpu0, 1),
+            "cpu_s": round(spent["cpu_s"] + _cpu_s() - cpu0, 1),
             "wall_s": round(spent["wall_s"] + time.perf_counter() - wall0, 1),
             "runs": spent.get("runs", 0) + 1,
             "trial_cpu_s": trial_cpu,
@@ -332,7 +371,7 @@ def compare(size, directory, save=None):
     for seed in range(size["seeds"]):
         for tuner in tuners:
             run = result[tuner]["runs"][seed]
-            cpu = time.process_time()
+            cpu = _cpu_s()
             reference = reference_score(
                 Genotype.from_dict(run["search"]["genotype"]),
                 filters=ref["filters"],
@@ -342,7 +381,7 @@ def compare(size, directory, save=None):
                 workdir=os.path.join(directory, "compare_runs"),
                 run_name=f"{tuner}-{seed}",
             )
-            reference["cpu_s"] = round(time.process_time() - cpu, 1)
+            reference["cpu_s"] = round(_cpu_s() - cpu, 1)
             run["reference"] = reference
             print(
                 f"compare {tuner}-{seed} reference: {reference['val_accuracy']:.4f}",
@@ -406,13 +445,14 @@ def memory(size, directory, save=None):
     """RSS after each of `flat_memory_trials` tiny trials, default flags.
 
     The search as a user runs it (no `run_eagerly` or other flag unless
-    `flat_memory_run_eagerly` is set): KerasTuner builds, compiles and fits one
-    tiny cell net per trial. Memory is flat when each trial's model,
-    optimizer and traced train function are freed after it; the growth per
-    trial is the least-squares slope of RSS over trials, after the first
-    five (TensorFlow's kernels and caches warm up).
+    `flat_memory_run_eagerly` is set): by default each trial's tiny cell net
+    is built and trained in a process of its own, in graph mode, and the
+    search's process only keeps the oracle and the reports. The growth per
+    trial is the least-squares slope of the search process's RSS over trials,
+    after the first five (TensorFlow's kernels and caches warm up); each
+    trial process's peak RSS is reported beside it.
     """
-    from keras_convnets.search.runner import load_trials, run_search
+    from keras_convnets.search.runner import load_trials, read_runs, run_search
 
     overrides = dict(
         tuner="random",
@@ -431,6 +471,7 @@ def memory(size, directory, save=None):
     config = replace(
         config,
         run_eagerly=SearchConfig.run_eagerly if eager is None else bool(eager),
+        isolate_trials=SearchConfig.isolate_trials,
     )
     rss = []
     start = time.perf_counter()
@@ -444,6 +485,13 @@ def memory(size, directory, save=None):
     wall = time.perf_counter() - start
     rows = load_trials(config.project_dir)
     warm = rss[5:] if len(rss) > 7 else rss
+    processes = [
+        run["trial_process"]
+        for name in sorted(os.listdir(config.project_dir))
+        if name.startswith("trial_")
+        for run in read_runs(os.path.join(config.project_dir, name))
+        if run.get("trial_process")
+    ]
     return {
         "cpu_model": _cpu_model(),
         "flags": {
@@ -460,6 +508,14 @@ def memory(size, directory, save=None):
         ),
         "rss_growth_mb_first_to_last_after_5": round(warm[-1] - warm[0], 1)
         if warm
+        else None,
+        # Each trial's own process (isolate_trials): gone when the trial ends.
+        "trial_processes": len(processes),
+        "trial_process_peak_rss_mb": [p["peak_rss_mb"] for p in processes],
+        "trial_process_median_cpu_s": round(
+            statistics.median(p["cpu_s"] for p in processes), 2
+        )
+        if processes
         else None,
     }
 
@@ -566,7 +622,7 @@ def transfer(size, directory, save=None):
     }
     models = {}
     for name, train_config in runs.items():
-        cpu, wall = time.process_time(), time.perf_counter()
+        cpu, wall = _cpu_s(), time.perf_counter()
         run, reused = _train_or_reuse(train_config)
         models[name] = {
             "model": train_config.model if name == "hand_designed" else "genotype",
@@ -575,7 +631,7 @@ def transfer(size, directory, save=None):
             "validation_accuracy": round(run["validation_accuracy"], 4),
             "test_accuracy": round(run["test_accuracy"], 4),
             # A reused run's CPU time is not known here; its wall time is.
-            "train_cpu_s": None if reused else round(time.process_time() - cpu, 1),
+            "train_cpu_s": None if reused else round(_cpu_s() - cpu, 1),
             "train_wall_s": run.get("wall_time_s")
             if reused
             else round(time.perf_counter() - wall, 1),
@@ -613,6 +669,176 @@ def transfer(size, directory, save=None):
         },
         "models": models,
     }
+
+
+def _cli_cpu_run(args, log_path):
+    """Runs `python -m keras_convnets ARGS` in a fresh process; its wall and
+    CPU seconds (its own and its children's: a search's trial processes) and
+    its stdout. Raises with the log's tail if the command failed."""
+    import resource
+    import subprocess
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    with open(log_path, "ab") as log:
+        process = subprocess.run(
+            [sys.executable, "-m", "keras_convnets", *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if process.returncode != 0:
+        with open(log_path, "rb") as f:
+            tail = f.read()[-2000:].decode(errors="replace")
+        raise RuntimeError(f"{' '.join(map(str, args))} failed:\n{tail}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {
+        "wall_s": round(time.perf_counter() - wall, 1),
+        "cpu_s": round(cpu, 1),
+        "stdout": process.stdout.decode(errors="replace"),
+    }
+
+
+def _json_tail(stdout: str):
+    """The last JSON document a `--json` command printed: `json.dumps(indent=2)`
+    opens it with a line of its own (`{`); other output may follow it."""
+    decoder, found = json.JSONDecoder(), None
+    offset = 0
+    for line in stdout.splitlines(keepends=True):
+        if line.rstrip("\n") == "{":
+            try:
+                found = decoder.raw_decode(stdout, offset)[0]
+            except json.JSONDecodeError:
+                pass
+        offset += len(line)
+    if found is None:
+        raise ValueError("the command printed no JSON record")
+    return found
+
+
+def end_to_end(size, directory, save=None):
+    """Issue 17's end-to-end claim, as a user runs it, every step a fresh process.
+
+    1. `keras-convnets search` with the default settings (`e2e_search_args`
+       add nothing in the full size) and `--params-budget` set to
+       `simple_cnn`'s parameter count, so the found cell is stacked at no
+       more parameters. Its CPU time (trial processes included) is recorded
+       against `e2e_search_cpu_budget_s`.
+    2. For each seed: `keras-convnets train` (the fast recipe, `make train`'s)
+       of `simple_cnn`, then of the found cell (`--genotype
+       best_genotype.json --params-budget P`), each in a fresh process;
+       test accuracy (reported once per run), wall and fit time, parameters.
+    Resumable: the search CLI resumes its project; a finished training
+    (run.json) is read back, an unfinished one resumes.
+    """
+    from keras_convnets.models.registry import get_model
+    from keras_convnets.training import io
+    from keras_convnets.training.config import get_recipe
+
+    root = os.path.join(directory, "end_to_end")
+    os.makedirs(root, exist_ok=True)
+    log = os.path.join(root, "commands.log")
+    progress_path = os.path.join(root, "end_to_end.json")
+    result = io.read_json(progress_path) if os.path.exists(progress_path) else {}
+    # simple_cnn as `make train` builds it (the fast recipe's model arguments).
+    recipe = get_recipe("fast")
+    params = get_model(
+        "simple_cnn", (28, 28, 1), 10, **recipe.model_kwargs
+    ).count_params()
+    result.update(
+        simple_cnn_params=params,
+        search_args=list(size["e2e_search_args"]),
+        train_args=list(size["e2e_train_args"]),
+        seeds=list(range(size["e2e_seeds"])),
+    )
+
+    def keep():
+        io.atomic_write_json(progress_path, result)
+        if save is not None:
+            save(dict(result))
+
+    project = os.path.join(root, "search")
+    if "search" not in result:
+        args = [
+            "search", "--directory", root, "--project", "search",
+            "--params-budget", params, "--json", *size["e2e_search_args"],
+        ]  # fmt: skip
+        run = _cli_cpu_run(args, log)
+        record = _json_tail(run["stdout"])
+        result["search"] = {
+            "command": "keras-convnets " + " ".join(map(str, args)),
+            "cpu_s": run["cpu_s"],
+            "wall_s": run["wall_s"],
+            "cpu_budget_s": size["e2e_search_cpu_budget_s"],
+            "within_budget": run["cpu_s"] <= size["e2e_search_cpu_budget_s"],
+            "trials": record["trials"],
+            "completed": record["completed"],
+            "best_trial": record["best"]["trial_id"],
+            "best_proxy_val_accuracy": round(record["best"]["val_accuracy"], 4),
+            "stacking": record.get("stacking"),
+            "genotype": record["best"]["genotype"],
+        }
+        print(f"end_to_end search: {result['search']}", flush=True)
+        keep()
+    genotype = os.path.join(project, "best_genotype.json")
+    runs = result.setdefault("runs", {})
+    for seed in result["seeds"]:
+        for name in ("simple_cnn", "searched_cell"):
+            key = f"{name}-seed{seed}"
+            if key in runs:
+                continue
+            model = (
+                ["--model", "simple_cnn"]
+                if name == "simple_cnn"
+                else ["--genotype", genotype, "--params-budget", params]
+            )
+            args = [
+                "train", *model, "--seed", seed, "--workdir", os.path.join(root, "runs"),
+                "--run-name", key, "--json", *size["e2e_train_args"],
+            ]  # fmt: skip
+            run = _cli_cpu_run(args, log)
+            record = _json_tail(run["stdout"])
+            runs[key] = {
+                "command": "keras-convnets " + " ".join(map(str, args)),
+                "params": record["params"],
+                "test_accuracy": round(record["test_accuracy"], 4),
+                "validation_accuracy": round(record["validation_accuracy"], 4),
+                "best_epoch": record["best_epoch"],
+                "command_wall_s": run["wall_s"],
+                "command_cpu_s": run["cpu_s"],
+                "fit_time_s": record.get("fit_time_s"),
+                "precision": record.get("precision"),
+                "resumed": bool(record.get("resumed")),
+            }
+            print(f"end_to_end {key}: {runs[key]}", flush=True)
+            keep()
+    summary = {}
+    for name in ("simple_cnn", "searched_cell"):
+        done = [runs[f"{name}-seed{s}"] for s in result["seeds"]]
+        summary[name] = {
+            "median_test_accuracy": statistics.median(r["test_accuracy"] for r in done),
+            "test_accuracies": [r["test_accuracy"] for r in done],
+            "median_command_wall_s": statistics.median(
+                r["command_wall_s"] for r in done
+            ),
+            "params": done[0]["params"],
+        }
+    a, b = summary["searched_cell"], summary["simple_cnn"]
+    summary["test_points_above_simple_cnn"] = round(
+        100 * (a["median_test_accuracy"] - b["median_test_accuracy"]), 2
+    )
+    summary["time_ratio"] = round(
+        a["median_command_wall_s"] / b["median_command_wall_s"], 2
+    )
+    summary["goal_met"] = (
+        summary["test_points_above_simple_cnn"] >= 0.2
+        and summary["time_ratio"] <= 1.5
+        and a["params"] <= b["params"]
+        and result["search"]["within_budget"]
+    )
+    result["summary"] = summary
+    keep()
+    return result
 
 
 def _parse_set(items):
@@ -663,6 +889,7 @@ def main(argv=None):
         "overhead_memory": overhead_memory,
         "transfer": transfer,
         "memory": memory,
+        "end_to_end": end_to_end,
     }
     report = {
         "mode": "quick" if args.quick else "full",
@@ -682,7 +909,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         directory = args.directory or tmp
         for name in args.parts.split(","):
-            t, cpu = time.perf_counter(), time.process_time()
+            t, cpu = time.perf_counter(), _cpu_s()
 
             def save(partial, name=name):
                 report[name] = {**partial, "finished": False}
@@ -696,7 +923,7 @@ def main(argv=None):
             )
             report[name] = result
             report[name]["part_wall_s"] = round(time.perf_counter() - t, 1)
-            report[name]["part_cpu_s"] = round(time.process_time() - cpu, 1)
+            report[name]["part_cpu_s"] = round(_cpu_s() - cpu, 1)
             report[name]["load_average_at_end"] = os.getloadavg()
             io.atomic_write_json(args.out, report)  # keep what finished
     report["load_average_at_end"] = os.getloadavg()

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 
 from conftest import run_cli
 from keras_convnets.search.genotype import load_genotype
 
+# Tiny sizes; otherwise the defaults: each trial in its own process, graph mode.
 TINY = (
     "--blocks", "1", "--cells", "0", "--filters", "4", "--proxy-epochs", "1",
-    "--proxy-fraction", "0.185", "--batch-size", "100", "--run-eagerly",
+    "--proxy-fraction", "0.185", "--batch-size", "100",
 )  # fmt: skip
 
 
@@ -41,6 +43,11 @@ def test_search_cli_end_to_end(tmp_path, small_fashion_dir, capsys):
     with open(project / "trials.csv") as f:
         assert [r["status"] for r in csv.DictReader(f)] == ["COMPLETED"]
     assert os.path.exists(project / "summary.md")
+    # The trial ran in a process of its own, which wrote the checkpoint.
+    (run,) = json.loads((project / "trial_0" / "runs.json").read_text())
+    assert run["trial_process"]["pid"] not in (run["pid"], os.getpid())
+    assert run["trial_process"]["cpu_s"] > 0
+    assert os.path.getsize(project / "trial_0" / "checkpoint.weights.h5") > 0
 
     # the same project with another search space: one clear line, exit 2
     changed = [str(a) if a != "1" else "2" for a in args]  # --blocks 2, ...

@@ -26,7 +26,7 @@ def test_chief_and_two_workers_run_every_trial_once(tmp_path, small_fashion_dir)
         sys.executable, "-m", "keras_convnets", "search",
         "--tuner", "random", "--max-trials", str(MAX_TRIALS),
         "--blocks", "1", "--cells", "0", "--filters", "4", "--proxy-epochs", "1",
-        "--proxy-fraction", "0.185", "--batch-size", "100", "--run-eagerly",
+        "--proxy-fraction", "0.185", "--batch-size", "100", "--run-eagerly", "--no-isolate-trials",
         "--data-dir", small_fashion_dir, "--directory", str(tmp_path),
         "--project", "dist", "--oracle-address", address,
     ]  # fmt: skip

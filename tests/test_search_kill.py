@@ -19,7 +19,7 @@ from keras_convnets.search.state import KILL_ENV
 
 TINY = (
     "--blocks", "1", "--cells", "0", "--filters", "4", "--proxy-epochs", "2",
-    "--proxy-fraction", "0.185", "--batch-size", "100", "--run-eagerly",
+    "--proxy-fraction", "0.185", "--batch-size", "100", "--run-eagerly", "--no-isolate-trials",
 )  # fmt: skip
 
 

@@ -27,14 +27,17 @@ from keras_convnets.search.runner import SearchConfig, run_search
 
 TINY = (
     "--blocks", "1", "--cells", "0", "--filters", "4", "--proxy-epochs", "1",
-    "--proxy-fraction", "0.185", "--batch-size", "100", "--run-eagerly",
+    "--proxy-fraction", "0.185", "--batch-size", "100", "--run-eagerly", "--no-isolate-trials",
 )  # fmt: skip
 
 
-def _args(directory, data_dir, trials=2, tuner="random"):
+def _args(directory, data_dir, trials=2, tuner="random", isolate=False):
+    """The search CLI's arguments; `isolate`: each trial in its own process
+    (the default), which continues the kill seam's count of writes."""
+    tiny = [a for a in TINY if not (isolate and a == "--no-isolate-trials")]
     return (
         "search", "--tuner", tuner, "--max-trials", str(trials), "--seed", "1",
-        "--data-dir", data_dir, "--directory", directory, "--project", "p", *TINY,
+        "--data-dir", data_dir, "--directory", directory, "--project", "p", *tiny,
     )  # fmt: skip
 
 
@@ -49,6 +52,7 @@ def _config(directory, data_dir, **overrides):
         proxy_fraction=0.185,
         batch_size=100,
         run_eagerly=True,
+        isolate_trials=False,  # in-process: cheaper (tests of the default below)
         seed=1,
         data_dir=data_dir,
         directory=str(directory),
@@ -190,6 +194,23 @@ def test_kill_seam_counts_per_file_name(tmp_path, monkeypatch):
     assert deaths == [1]
 
 
+def test_kill_seam_count_continues_in_a_trial_process(tmp_path, monkeypatch):
+    """A trial's process is handed the count so far and hands back its own:
+    the count is replaced, not added to (a Counter's `update` adds)."""
+    deaths = []
+    monkeypatch.setattr(state, "_die", lambda: deaths.append(1))
+    monkeypatch.setattr(state, "_writes", state.collections.Counter())
+    monkeypatch.setenv(state.KILL_ENV, "a.json:3")
+    state.write_json(str(tmp_path / "a.json"), {"x": 1})
+    handed = state.kill_seam_counts()
+    assert handed == {"a.json": 1}
+    state.set_kill_seam_counts({"a.json": 2})  # the trial's process wrote one
+    state.set_kill_seam_counts(state.kill_seam_counts())  # idempotent
+    assert deaths == [] and state.kill_seam_counts() == {"a.json": 2}
+    state.write_json(str(tmp_path / "a.json"), {"x": 3})
+    assert deaths == [1]
+
+
 # ----------------------------------------------------------------------------
 # Kills at chosen writes, in real subprocesses.
 
@@ -273,9 +294,11 @@ def test_search_killed_mid_training_then_as_a_trial_ends_resumes(
     search resumes without training trial 0 a third time and finishes with the
     trials an uninterrupted search of the same seed runs. (The kill as a
     trial starts is `test_search_kill.py`.)"""
-    args = _args(tmp_path, small_fashion_dir)
+    args = _args(tmp_path, small_fashion_dir, isolate=True)
     project = tmp_path / "p"
 
+    # The checkpoint is written by trial 0's own process: the kill takes the
+    # search with it, as a kill of the whole search would.
     code, stderr = _killed_at(args, "checkpoint.weights.h5:1")
     assert code == -signal.SIGKILL, stderr[-2000:]
     assert _trial(project, "0")["status"] == "RUNNING"
@@ -305,7 +328,7 @@ def test_search_killed_at_every_write_resumes(tmp_path, small_fashion_dir):
     n = 1
     while True:
         directory = tmp_path / str(n)
-        args = _args(directory, small_fashion_dir, trials=1)
+        args = _args(directory, small_fashion_dir, trials=1, isolate=True)
         code, stderr = _killed_at(args, f"*:{n}")
         if code == 0:
             break

@@ -31,6 +31,7 @@ def _config(tmp_path, data_dir, **overrides):
         proxy_fraction=0.185,  # 200 of the 1,080 training images
         batch_size=100,
         run_eagerly=True,
+        isolate_trials=False,  # in-process: cheaper (tests of the default below)
         data_dir=data_dir,
         directory=str(tmp_path),
         population_size=1,
@@ -299,11 +300,12 @@ def test_a_project_from_before_cell_norm_resumes_only_with_batch_norm(tmp_path):
 def test_no_trial_model_or_traced_graph_outlives_its_trial(
     tmp_path, small_fashion_dir, monkeypatch
 ):
-    # With the default flags (eager trials), a trial's model and optimizer
-    # are freed when it ends and no traced graph is left behind, so RSS stays
-    # flat over a long search (`benchmarks/search.py --parts memory`). In
-    # graph mode TensorFlow keeps each trial's traced train graph: the graph
-    # count grows by one or more per trial and this test fails.
+    # Trials in the search's own process (isolate_trials=False), eager: a
+    # trial's model and optimizer are freed when it ends and no traced graph
+    # is left behind, so RSS stays flat over a long search
+    # (`benchmarks/search.py --parts memory`). In graph mode TensorFlow keeps
+    # each trial's traced train graph: the graph count grows by one or more
+    # per trial and this test fails.
     import gc
     import weakref
 
@@ -328,7 +330,52 @@ def test_no_trial_model_or_traced_graph_outlives_its_trial(
         )
 
     config = _config(tmp_path, small_fashion_dir, tuner="random", max_trials=3)
-    config = replace(config, run_eagerly=SearchConfig.run_eagerly)  # the default
+    assert not config.isolate_trials and config.run_eagerly
     run_search(config, verbose=0, on_trial_end=at_trial_end)
     assert len(graphs) == 3 and len(built) >= 3  # KerasTuner builds once first
     assert graphs[2] == graphs[1], graphs
+
+
+def test_default_trials_run_in_their_own_processes_hyperband_included(
+    tmp_path, small_fashion_dir
+):
+    """The default (each trial in a fresh process, graph mode) with Hyperband:
+    its third trial continues the better first-round trial from that trial's
+    checkpoint, in a process of its own. Each trial's process wrote its
+    checkpoint and build config; the search's own process traces no graph
+    from one trial to the next (what keeps its memory flat)."""
+    import gc
+
+    from tensorflow.python.framework import func_graph
+
+    graphs = []
+
+    def at_trial_end(tuner):
+        gc.collect()
+        graphs.append(
+            sum(isinstance(o, func_graph.FuncGraph) for o in gc.get_objects())
+        )
+
+    config = _config(tmp_path, small_fashion_dir, tuner="hyperband", max_trials=3)
+    defaults = SearchConfig()
+    config = replace(
+        config,
+        isolate_trials=defaults.isolate_trials,
+        run_eagerly=defaults.run_eagerly,
+        proxy_epochs=2,
+        hyperband_factor=2,
+    )
+    assert config.isolate_trials and not config.run_eagerly
+    record = run_search(config, verbose=0, on_trial_end=at_trial_end)
+    assert record["completed"] == 3 and graphs[2] == graphs[0], graphs
+    project = tmp_path / config.project_name
+    pids = set()
+    for trial in ("0", "1", "2"):
+        (run,) = json.loads((project / f"trial_{trial}" / "runs.json").read_text())
+        assert run["pid"] == os.getpid() and run["trial_process"]["cpu_s"] > 0
+        pids.add(run["trial_process"]["pid"])
+        assert (project / f"trial_{trial}" / "build_config.json").exists()
+    assert len(pids) == 3 and os.getpid() not in pids
+    values = json.loads((project / "trial_2" / "trial.json").read_text())
+    values = values["hyperparameters"]["values"]
+    assert values["tuner/initial_epoch"] == 1 and values["tuner/trial_id"] in "01"

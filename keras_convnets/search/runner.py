@@ -160,24 +160,11 @@ def run_search(
             state.write_json(
                 os.path.join(config.project_dir, "search_config.json"), config.to_dict()
             )
-        train, validation, info = _proxy_data(config)
-        hypermodel = CellHyperModel(
-            info.image_shape,
-            info.num_classes,
-            blocks=config.blocks,
-            cells=config.cells,
-            filters=config.filters,
-            learning_rate=config.learning_rate,
-            augment=config.augment,
-            epochs=config.proxy_epochs,
-            steps_per_epoch=math.ceil(info.sizes["train"] / config.batch_size),
-            seed=config.seed,
-            run_eagerly=config.run_eagerly,
-            cell_norm=config.cell_norm,
-            stem_stride=config.stem_stride,
-        )
+        train, validation, info = proxy_data(config)
+        hypermodel = make_hypermodel(config, info)
         keras.utils.set_random_seed(config.seed)
         tuner = make_tuner(config, hypermodel)
+        tuner.search_config = config  # for trials in their own process
 
         def trial_end_hook(tuner):
             if config.tuner_id is None:
@@ -240,7 +227,27 @@ def final_stacking(config: SearchConfig, info, best: dict) -> dict:
     return stacking
 
 
-def _proxy_data(config: SearchConfig):
+def make_hypermodel(config: SearchConfig, info) -> CellHyperModel:
+    """The search's `CellHyperModel` on the proxy data `info` describes."""
+    return CellHyperModel(
+        info.image_shape,
+        info.num_classes,
+        blocks=config.blocks,
+        cells=config.cells,
+        filters=config.filters,
+        learning_rate=config.learning_rate,
+        augment=config.augment,
+        epochs=config.proxy_epochs,
+        steps_per_epoch=math.ceil(info.sizes["train"] / config.batch_size),
+        seed=config.seed,
+        run_eagerly=config.run_eagerly,
+        cell_norm=config.cell_norm,
+        stem_stride=config.stem_stride,
+    )
+
+
+def proxy_data(config: SearchConfig):
+    """The proxy task's `(train, validation, info)`, seeded by `config`."""
     from keras_convnets.data.pipelines import make_datasets
 
     train, validation, _, info = make_datasets(

@@ -28,7 +28,9 @@ half a file, and the search cannot resume. Here:
 The environment variable `KERAS_CONVNETS_TEST_KILL_AT_WRITE=NAME:N` is a test
 seam: the process kills itself (SIGKILL) in the middle of its N-th write of a
 state file named NAME (`*` for any file), so tests can kill a search at every
-write, deterministically, whatever the machine's load.
+write, deterministically, whatever the machine's load. A trial's own process
+(`search/trial_process.py`) continues its search's count, and kills the search
+with itself.
 """
 
 from __future__ import annotations
@@ -65,7 +67,23 @@ def _kill_point(path: str) -> bool:
 
 
 def _die() -> None:
+    from keras_convnets.search.trial_process import CHILD_ENV
+
+    parent = os.environ.get(CHILD_ENV)
+    if parent:  # a trial's own process: the search dies with it
+        os.kill(int(parent), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_seam_counts() -> dict:
+    """The test seam's write counts so far (for a trial's process to go on)."""
+    return dict(_writes)
+
+
+def set_kill_seam_counts(counts: dict) -> None:
+    """Replaces the test seam's write counts with `counts`."""
+    _writes.clear()
+    _writes.update({str(k): int(v) for k, v in (counts or {}).items()})
 
 
 def write_bytes(path: str, data: bytes) -> None:

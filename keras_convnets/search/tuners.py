@@ -1,8 +1,9 @@
 """The search's KerasTuner tuners: random, Hyperband, Bayesian, evolution.
 
 Each is KerasTuner's own tuner with `_CellTunerMixin` in front: per-trial
-timing and `runs.json`, memory freed after each trial, the chief serving the
-oracle, and state files that survive a kill at any moment
+timing and `runs.json`, each trial in its own process by default
+(`search/trial_process.py`), memory freed after each trial, the chief serving
+the oracle, and state files that survive a kill at any moment
 (`search/state.py`).
 """
 
@@ -36,6 +37,11 @@ class _CellTunerMixin:
 
     # Called with the tuner after each finished trial (single-process mode).
     trial_end_hook = None
+    # The search's SearchConfig (`run_search` sets it); with `isolate_trials`,
+    # each trial is built and trained in its own process.
+    search_config = None
+    # CPU seconds and peak memory of the last trial's process.
+    last_trial_process = None
 
     def __init__(self, *args, **kwargs):
         state.install_atomic_writes()
@@ -77,6 +83,14 @@ class _CellTunerMixin:
             self.save()
 
     def _build_and_fit_model(self, trial, *args, **kwargs):
+        if self.search_config is not None and self.search_config.isolate_trials:
+            from keras_convnets.search.trial_process import run_trial_in_process
+
+            results = run_trial_in_process(self, trial, kwargs)
+            tuner_utils.validate_trial_results(
+                results, self.oracle.objective, "HyperModel.fit()"
+            )
+            return results
         # KerasTuner's best-epoch checkpoint writes weights in place.
         for callback in kwargs.get("callbacks") or []:
             if isinstance(callback, tuner_utils.SaveBestEpoch):
@@ -84,6 +98,7 @@ class _CellTunerMixin:
         return super()._build_and_fit_model(trial, *args, **kwargs)
 
     def run_trial(self, trial, *args, **kwargs):
+        self.last_trial_process = None
         start = time.perf_counter()
         results = super().run_trial(trial, *args, **kwargs)
         seconds = time.perf_counter() - start
@@ -92,7 +107,10 @@ class _CellTunerMixin:
             last["trial_seconds"] = seconds
         runs_path = os.path.join(self.get_trial_dir(trial.trial_id), "runs.json")
         runs = io.read_json(runs_path) if os.path.exists(runs_path) else []
-        runs.append({"tuner_id": self.tuner_id, "pid": os.getpid(), "seconds": seconds})
+        run = {"tuner_id": self.tuner_id, "pid": os.getpid(), "seconds": seconds}
+        if self.last_trial_process is not None:
+            run["trial_process"] = self.last_trial_process
+        runs.append(run)
         state.write_json(runs_path, runs)
         return results
 
