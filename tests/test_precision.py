@@ -120,6 +120,7 @@ def test_auto_on_a_cpu_measures_and_records_both_timings(tmp_path):
         lambda: {"fp32": 90.0, "bf16": 300.0},
         batch_size=128,
         gpus=[],
+        cpu_bf16=True,
     )
     assert record["precision"] == "fp32" and record["how"] == "measured"
     assert record["ms_per_step"] == {"fp32": 90.0, "bf16": 300.0}
@@ -131,7 +132,13 @@ def test_auto_on_a_cpu_measures_and_records_both_timings(tmp_path):
 
 def test_a_resumed_auto_run_reuses_its_record(tmp_path):
     kc_precision.resolve(
-        "auto", str(tmp_path), False, lambda: {"fp32": 90.0, "bf16": 30.0}, 64, gpus=[]
+        "auto",
+        str(tmp_path),
+        False,
+        lambda: {"fp32": 90.0, "bf16": 30.0},
+        64,
+        gpus=[],
+        cpu_bf16=True,
     )
     # The machine now favours fp32, or has a GPU: the run keeps bf16.
     for gpus in ([], [("/gpu:0", (7, 0))]):
@@ -144,7 +151,13 @@ def test_a_resumed_auto_run_reuses_its_record(tmp_path):
     fresh = tmp_path / "fresh"
     fresh.mkdir()
     record = kc_precision.resolve(
-        "auto", str(fresh), True, lambda: {"fp32": 10.0, "bf16": 30.0}, 64, gpus=[]
+        "auto",
+        str(fresh),
+        True,
+        lambda: {"fp32": 10.0, "bf16": 30.0},
+        64,
+        gpus=[],
+        cpu_bf16=True,
     )
     assert record["precision"] == "fp32" and record["how"] == "measured"
 
@@ -158,6 +171,45 @@ def test_auto_times_nothing_on_gpus_and_under_multi_worker(tmp_path):
         "auto", str(tmp_path), False, _no_measure, 64, multi_worker=True, gpus=[]
     )
     assert (record["precision"], record["how"]) == ("fp32", "multi-worker")
+
+
+def test_auto_keeps_fp32_untimed_on_a_cpu_without_bf16_hardware(tmp_path):
+    record = kc_precision.resolve(
+        "auto", str(tmp_path), False, _no_measure, 64, gpus=[], cpu_bf16=False
+    )
+    assert record == {"requested": "auto", "precision": "fp32", "how": "cpu-flags"}
+    assert "no bf16 hardware" in kc_precision.describe(record)
+    # A GPU still decides first.
+    record = kc_precision.resolve(
+        "auto",
+        str(tmp_path),
+        False,
+        _no_measure,
+        64,
+        gpus=[("g", (8, 0))],
+        cpu_bf16=False,
+    )
+    assert record["precision"] == "bf16"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # Zen 3 (this project's AVX2 machine): no bf16 hardware.
+        ("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\n"
+         "flags\t\t: avx512_bf16\n", False),
+        ("processor\t: 0\nflags\t\t: avx2 avx512f avx512_bf16\n", True),  # Zen 4
+        ("flags\t\t: avx2 avx512f amx_bf16 amx_tile\n", True),  # Sapphire Rapids
+        ("processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n", True),  # Arm
+        ("processor\t: 0\nFeatures\t: fp asimd\n", False),
+        ("model name\t: something\n", None),  # no flag list: measure
+    ],
+)  # fmt: skip
+def test_cpu_bf16_support_reads_the_first_processor(tmp_path, text, expected):
+    path = tmp_path / "cpuinfo"
+    path.write_text(text)
+    assert kc_precision.cpu_bf16_support(str(path)) is expected
+    assert kc_precision.cpu_bf16_support(str(tmp_path / "missing")) is None
 
 
 def test_fp16_trains_with_dynamic_loss_scaling(small_fashion_dir, tmp_path):
@@ -199,6 +251,8 @@ def _inject(monkeypatch, ms):
         return dict(ms)
 
     monkeypatch.setattr(kc_precision, "measure_step_ms", fake)
+    # As on a CPU with bf16 hardware, whatever this machine has.
+    monkeypatch.setattr(kc_precision, "cpu_bf16_support", lambda: True)
     return calls
 
 

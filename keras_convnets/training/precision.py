@@ -9,12 +9,17 @@ starts:
 
 - on GPUs, the usual rule, no timing: `bf16` where every GPU supports it
   (compute capability >= 8.0: A100, H100 and later), else `fp16`;
-- on CPUs, it times a few training steps of the run's own model, at the run's
-  batch size and input shape, in fp32 and in bf16 (after warm-up steps, so
-  tracing and oneDNN primitive creation are not counted) and keeps the faster.
-  bf16 pays on CPUs with AMX or AVX-512-BF16 and can be several times slower
-  than fp32 on CPUs without bf16 hardware (AVX2 only), which is why a fixed
-  choice does not travel;
+- on CPUs without bf16 arithmetic in hardware (no `amx_bf16` or `avx512_bf16`
+  flag on x86, no `bf16` feature on Arm, in `/proc/cpuinfo`), `fp32` without
+  timing: bf16 is emulated there and loses by far (10x per step on an AVX2
+  Zen 3), and timing it cost up to minutes for a cell network (tracing both
+  precisions);
+- on other CPUs (or where the flags cannot be read), it times a few training
+  steps of the run's own model, at the run's batch size and input shape, in
+  fp32 and in bf16 (after warm-up steps, so tracing and oneDNN primitive
+  creation are not counted) and keeps the faster. bf16 pays on CPUs with AMX
+  or AVX-512-BF16 for convolution-heavy models, but BatchNorm can eat its
+  gain, which is why a fixed choice does not travel;
 - under multi-worker training nothing is timed (every worker must agree
   without talking): CPUs get fp32.
 
@@ -56,6 +61,40 @@ TIME_BUDGET_S = 3.0
 # A later precision whose timed step takes this many times the best median so
 # far cannot win (bf16 on AVX2-only CPUs is ~10x slower): one step decides.
 HOPELESS_FACTOR = 2.0
+
+
+# CPU flags of bf16 arithmetic in hardware: AMX and AVX-512 BF16 (x86 `flags`),
+# BF16 (Arm `Features`).
+BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")
+
+
+def cpu_bf16_support(cpuinfo_path: str = "/proc/cpuinfo") -> bool | None:
+    """Whether the CPU does bf16 arithmetic in hardware; None if unknown.
+
+    Args:
+        cpuinfo_path: str. Linux's `/proc/cpuinfo` (tests pass a copy).
+
+    Returns:
+        True if the first processor lists one of `BF16_FLAGS`, False if it
+        lists flags but none of them, None without a readable flag list
+        (not Linux): then `auto` measures.
+    """
+    flags = set()
+    try:
+        with open(cpuinfo_path, errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    if flags:
+                        break  # the first processor's block is enough
+                    continue
+                key, _, value = line.partition(":")
+                if key.strip().lower() in ("flags", "features"):
+                    flags.update(value.split())
+    except OSError:
+        return None
+    if not flags:
+        return None
+    return any(flag in flags for flag in BF16_FLAGS)
 
 
 def gpu_precision(gpus: list | None = None) -> str | None:
@@ -155,6 +194,7 @@ def resolve(
     batch_size: int,
     multi_worker: bool = False,
     gpus: list | None = None,
+    cpu_bf16: bool | None = None,
 ) -> dict:
     """Decides a run's precision and records it in `run_dir/precision.json`.
 
@@ -169,11 +209,14 @@ def resolve(
         batch_size: int. The batch the timings are for (recorded).
         multi_worker: bool. No timing under multi-worker training.
         gpus: see `gpu_precision`; defaults to the GPUs TensorFlow sees.
+        cpu_bf16: bool or None. Whether the CPU has bf16 hardware; None reads
+            it (`cpu_bf16_support`). False: fp32, not timed.
 
     Returns:
         The record: `{"requested", "precision", "how", "ms_per_step", ...}`,
         where `how` is `given`, `recorded` (from an earlier start of this
-        run), `gpu`, `multi-worker` or `measured`.
+        run), `gpu`, `multi-worker`, `cpu-flags` (no bf16 hardware) or
+        `measured`.
     """
     path = os.path.join(run_dir, RECORD_FILE) if run_dir else None
     if requested != "auto":
@@ -188,6 +231,8 @@ def resolve(
             record = {"requested": "auto", "precision": gpu, "how": "gpu"}
         elif multi_worker:
             record = {"requested": "auto", "precision": "fp32", "how": "multi-worker"}
+        elif (cpu_bf16_support() if cpu_bf16 is None else cpu_bf16) is False:
+            record = {"requested": "auto", "precision": "fp32", "how": "cpu-flags"}
         else:
             start = time.perf_counter()
             ms = measure()
@@ -228,6 +273,11 @@ def describe(record: dict) -> str:
     if how == "multi-worker":
         return (
             f"Precision: {precision} (auto: multi-worker training on CPUs, not timed)"
+        )
+    if how == "cpu-flags":
+        return (
+            f"Precision: {precision} (auto: this CPU has no bf16 hardware, "
+            f"no {', '.join(BF16_FLAGS)} flag; not timed)"
         )
     ms = record["ms_per_step"]
     timings = ", ".join(f"{p} {v:.1f}" for p, v in ms.items())
