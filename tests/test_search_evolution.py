@@ -21,7 +21,9 @@ def _space(blocks=2, extra=True):
     return hp
 
 
-def _oracle(tmp_path, seed=0, population=4, sample=2, max_trials=30, **kwargs):
+def _oracle(
+    tmp_path, seed=0, population=4, sample=2, max_trials=30, screen=None, k=1, **kwargs
+):
     oracle = RegularizedEvolutionOracle(
         keras_tuner.Objective("val_accuracy", "max"),
         max_trials=max_trials,
@@ -29,6 +31,8 @@ def _oracle(tmp_path, seed=0, population=4, sample=2, max_trials=30, **kwargs):
         sample_size=sample,
         seed=seed,
         hyperparameters=_space(**kwargs),
+        screen=screen,
+        screen_candidates=k,
     )
     oracle._set_project_dir(str(tmp_path), f"evo{seed}")
     oracle.verbose = 0
@@ -129,8 +133,66 @@ def test_state_survives_reload(tmp_path):
     ]
 
 
+def test_screening_trains_the_best_scored_of_k_candidates(tmp_path):
+    """With K candidates per trial, the screen sees K distinct candidates
+    (random ones while the population fills, children after) and the trial
+    gets the one it scores highest; K = 1 never calls it and searches as
+    without a screen."""
+    seen = []
+
+    def score(values):
+        return _score(values) + random.Random(str(sorted(values.items()))).random()
+
+    def screen(values):
+        seen.append(dict(values))
+        return score(values)
+
+    oracle = _oracle(tmp_path / "k", seed=2, population=3, sample=2, screen=screen, k=4)
+    for i in range(7):
+        seen.clear()
+        population = [t.hyperparameters.values for t in oracle.population()]
+        (trial,) = _run(oracle, 1)
+        values = trial.hyperparameters.values
+        assert len(seen) == 4 and len({str(sorted(v.items())) for v in seen}) == 4
+        assert values == max(seen, key=score), i
+        if i >= 3:  # children: one choice away from a living member
+            assert all(any(len(_diff(c, p)) == 1 for p in population) for c in seen)
+
+    def never(values):
+        raise AssertionError("K = 1 must not screen")
+
+    plain = _oracle(tmp_path / "a", seed=5, population=3)
+    one = _oracle(tmp_path / "b", seed=5, population=3, screen=never, k=1)
+    assert [t.hyperparameters.values for t in _run(plain, 8)] == [
+        t.hyperparameters.values for t in _run(one, 8)
+    ]
+
+
+def test_hypermodel_screen_score_is_synflow_of_the_trial_network():
+    import keras
+
+    from keras_convnets.models.nas_cell_net import build_from_genotype
+    from keras_convnets.search.hypermodel import CellHyperModel
+    from keras_convnets.search.zero_cost import synflow_score
+
+    genotype = Genotype.random(1, seed=4)
+    values = {**genotype.to_hyperparameters().values, "filters": 4}
+    hypermodel = CellHyperModel((28, 28, 1), 10, blocks=1, filters=(4, 8), seed=3)
+    score = hypermodel.screen_score(values)
+    assert score == hypermodel.screen_score(values)  # seeded
+    keras.utils.set_random_seed(3)
+    model = build_from_genotype(
+        genotype, (28, 28, 1), 10, cells=1, filters=4, cell_norm="none", stem_stride=2
+    )
+    assert score == pytest.approx(synflow_score(model), rel=1e-6)
+    wider = hypermodel.screen_score({**values, "filters": 8})
+    assert wider > score  # SynFlow grows with width
+
+
 def test_bad_sizes_raise():
     with pytest.raises(ValueError, match="sample_size"):
         RegularizedEvolutionOracle("val_accuracy", population_size=2, sample_size=3)
+    with pytest.raises(ValueError, match="screen_candidates"):
+        RegularizedEvolutionOracle("val_accuracy", screen_candidates=0)
     with pytest.raises(ValueError, match="population_size"):
         RegularizedEvolutionOracle("val_accuracy", population_size=0, sample_size=1)

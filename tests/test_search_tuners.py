@@ -135,6 +135,8 @@ def test_search_writes_outputs(tmp_path, small_fashion_dir, tuner):
     extra = {}
     if tuner == "hyperband":  # two 1-epoch trials in the first round
         extra = dict(proxy_epochs=2, hyperband_factor=2)
+    if tuner == "evolution":  # with SynFlow screening of 3 candidates per trial
+        extra = dict(screen_candidates=3)
     config = _config(tmp_path, small_fashion_dir, tuner=tuner, **extra)
     record = run_search(config, verbose=0)
     project = tmp_path / f"{tuner}-fashion_mnist"
@@ -286,12 +288,18 @@ def test_a_project_from_before_cell_norm_resumes_only_with_batch_norm(tmp_path):
     old = config.to_dict()
     del old["cell_norm"]  # written before cell_norm existed: BatchNorm cells
     del old["stem_stride"]  # ... and before stem_stride: stride 1
+    del old["screen_candidates"]  # ... and before screening: none
+    del old["isolate_trials"]  # a run setting: not compared
     (tmp_path / "old" / "search_config.json").write_text(json.dumps(old))
     with pytest.raises(ValueError, match="differs in: cell_norm, stem_stride"):
         _check_resume(config)
     with pytest.raises(ValueError, match="differs in: stem_stride"):
         _check_resume(replace(config, cell_norm="batch"))
     assert _check_resume(replace(config, cell_norm="batch", stem_stride=1))
+    with pytest.raises(ValueError, match="differs in: screen_candidates"):
+        _check_resume(
+            replace(config, cell_norm="batch", stem_stride=1, screen_candidates=4)
+        )
 
 
 # Slow: 25 s on 2 cores; `benchmarks/search.py --parts memory` measures the same

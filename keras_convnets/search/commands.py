@@ -63,6 +63,13 @@ def add_parsers(subparsers, formatter):
         "--sample-size", type=integer, metavar="S", help="evolution (default 3)"
     )
     g.add_argument(
+        "--screen-candidates",
+        type=integer,
+        metavar="K",
+        help="evolution: draw K candidates per trial, train the best by SynFlow "
+        "at initialization (default 1: no screening)",
+    )
+    g.add_argument(
         "--hyperband-factor", type=integer, metavar="K", help="hyperband (default 3)"
     )
     g.add_argument(

@@ -37,6 +37,9 @@ class SearchConfig:
     hyperband_factor: int = 3
     # Bayesian optimization: random trials before the Gaussian process.
     initial_points: int = 3
+    # Evolution: candidates drawn per trial, the best by SynFlow at
+    # initialization trained (multi-fidelity screening); 1: none.
+    screen_candidates: int = 1
     seed: int = 0
 
     # --- Search space ----------------------------------------------------------
@@ -143,6 +146,11 @@ class SearchConfig:
                 "hyperband_factor",
             ),
             (self.initial_points >= 1, "initial_points must be >= 1", "initial_points"),
+            (
+                self.screen_candidates >= 1,
+                "screen_candidates must be >= 1",
+                "screen_candidates",
+            ),
             (self.blocks >= 1, "blocks must be >= 1", "blocks"),
             (
                 bool(self.cells) and min(self.cells) >= 0,

@@ -141,6 +141,34 @@ class CellHyperModel(keras_tuner.HyperModel):
         """The trial's genotype (declares the cell choices on `hp`)."""
         return Genotype.from_hyperparameters(hp, blocks=self.blocks)
 
+    def screen_score(self, values: dict) -> float:
+        """SynFlow at initialization of the network a trial with these
+        hyperparameter values would train (`zero_cost.synflow_score`): a
+        cheap score for regularized evolution's candidate screening.
+
+        Seeded with `seed`, so a candidate always gets the same score; the
+        model is dropped and the Keras session cleared before returning.
+        """
+        from keras_convnets.search.zero_cost import synflow_score
+
+        genotype = Genotype.from_hyperparameters(dict(values))
+        keras.utils.set_random_seed(self.seed)
+        model = build_from_genotype(
+            genotype,
+            self.input_shape,
+            self.num_classes,
+            cells=values.get("cells", self.cells[0]),
+            filters=values.get("filters", self.filters[0]),
+            name="screen",
+            cell_norm=self.cell_norm,
+            stem_stride=self.stem_stride,
+        )
+        try:
+            return synflow_score(model)
+        finally:
+            del model
+            keras.backend.clear_session()
+
     def build(self, hp) -> keras.Model:
         from keras_convnets.training.config import get_recipe
         from keras_convnets.training.optim import build_optimizer

@@ -76,6 +76,8 @@ def _check_resume(config: SearchConfig) -> bool:
     stored_identity.setdefault("cell_norm", "batch")
     # ... and a stem of stride 1.
     stored_identity.setdefault("stem_stride", 1)
+    # ... and no candidate screening.
+    stored_identity.setdefault("screen_candidates", 1)
     identity = config.identity()
     if stored_identity != identity:
         differs = sorted(k for k in identity if identity[k] != stored_identity.get(k))

@@ -158,6 +158,9 @@ class RegularizedEvolution(_CellTunerMixin, keras_tuner.Tuner):
         population_size: int. `P`. Defaults to 20.
         sample_size: int. `S`. Defaults to 5.
         seed: int. Defaults to None.
+        screen: callable `values -> float`, or None: see
+            `RegularizedEvolutionOracle`.
+        screen_candidates: int. Candidates per trial. Defaults to 1.
         **kwargs: `keras_tuner.Tuner` arguments (`directory`,
             `project_name`, `overwrite`, ...).
     """
@@ -170,6 +173,8 @@ class RegularizedEvolution(_CellTunerMixin, keras_tuner.Tuner):
         population_size=20,
         sample_size=5,
         seed=None,
+        screen=None,
+        screen_candidates=1,
         hyperparameters=None,
         tune_new_entries=True,
         allow_new_entries=True,
@@ -183,6 +188,8 @@ class RegularizedEvolution(_CellTunerMixin, keras_tuner.Tuner):
             population_size=population_size,
             sample_size=sample_size,
             seed=seed,
+            screen=screen,
+            screen_candidates=screen_candidates,
             hyperparameters=hyperparameters,
             tune_new_entries=tune_new_entries,
             allow_new_entries=allow_new_entries,
@@ -210,6 +217,8 @@ def make_tuner(config: SearchConfig, hypermodel, **kwargs):
             max_trials=config.max_trials,
             population_size=config.population_size,
             sample_size=config.sample_size,
+            screen=getattr(hypermodel, "screen_score", None),
+            screen_candidates=config.screen_candidates,
             **common,
         )
     if config.tuner == "bayesian":
