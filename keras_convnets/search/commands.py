@@ -67,7 +67,7 @@ def add_parsers(subparsers, formatter):
         type=integer,
         metavar="K",
         help="evolution: draw K candidates per trial, train the best by SynFlow "
-        "at initialization (default 1: no screening)",
+        "at initialization (default 4; 1: no screening)",
     )
     g.add_argument(
         "--hyperband-factor", type=integer, metavar="K", help="hyperband (default 3)"

@@ -38,8 +38,10 @@ class SearchConfig:
     # Bayesian optimization: random trials before the Gaussian process.
     initial_points: int = 3
     # Evolution: candidates drawn per trial, the best by SynFlow at
-    # initialization trained (multi-fidelity screening); 1: none.
-    screen_candidates: int = 1
+    # initialization trained (multi-fidelity screening); 1: none. SynFlow
+    # ranked 12 cells with Kendall tau 0.47 against the reference training
+    # at 1/50 of a trial's CPU (README "Proxy fidelity").
+    screen_candidates: int = 4
     seed: int = 0
 
     # --- Search space ----------------------------------------------------------
