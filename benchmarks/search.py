@@ -454,8 +454,12 @@ def memory(size, directory, save=None):
     """
     from keras_convnets.search.runner import load_trials, read_runs, run_search
 
+    from keras_convnets.search.runner import SearchConfig
+
     overrides = dict(
-        tuner="random",
+        # The default tuner: evolution, whose SynFlow screening builds
+        # candidate networks in the search's own process.
+        tuner=SearchConfig.tuner,
         max_trials=size["flat_memory_trials"],
         blocks=1,
         filters=(4,),
@@ -466,12 +470,13 @@ def memory(size, directory, save=None):
     eager = size.get("flat_memory_run_eagerly")
     config = _config(size, directory, "memory-default", **overrides)
     # `_config` copies the size's run_eagerly; the default flags are wanted.
-    from keras_convnets.search.runner import SearchConfig
-
     config = replace(
         config,
         run_eagerly=SearchConfig.run_eagerly if eager is None else bool(eager),
         isolate_trials=SearchConfig.isolate_trials,
+        population_size=SearchConfig.population_size,
+        sample_size=SearchConfig.sample_size,
+        screen_candidates=SearchConfig.screen_candidates,
     )
     rss = []
     start = time.perf_counter()
