@@ -452,9 +452,12 @@ def memory(size, directory, save=None):
     after the first five (TensorFlow's kernels and caches warm up); each
     trial process's peak RSS is reported beside it.
     """
-    from keras_convnets.search.runner import load_trials, read_runs, run_search
-
-    from keras_convnets.search.runner import SearchConfig
+    from keras_convnets.search.runner import (
+        SearchConfig,
+        load_trials,
+        read_runs,
+        run_search,
+    )
 
     overrides = dict(
         # The default tuner: evolution, whose SynFlow screening builds

@@ -344,6 +344,9 @@ def test_no_trial_model_or_traced_graph_outlives_its_trial(
     assert graphs[2] == graphs[1], graphs
 
 
+# Slow: 54 s in `make test` (three trial processes); test_search_cli runs the
+# default (a trial in its own process) end to end.
+@pytest.mark.slow
 def test_default_trials_run_in_their_own_processes_hyperband_included(
     tmp_path, small_fashion_dir
 ):

@@ -245,6 +245,13 @@ class SearchConfig:
 _LIST_FIELDS = {"cells": int, "filters": int, "learning_rate": float, "augment": str}
 
 
+def config_from_dict(values: dict) -> SearchConfig:
+    """`SearchConfig.to_dict()`'s output back into a `SearchConfig`."""
+    return SearchConfig(
+        **{k: tuple(v) if k in _LIST_FIELDS else v for k, v in values.items()}
+    )
+
+
 def check_values(values: dict, where: str) -> dict:
     """Checks and converts `{field: value}` from a file or flags."""
     return _config.check_values(

@@ -190,13 +190,11 @@ def _run(spec: dict, fit: dict) -> dict:
     from keras_tuner.src.engine import tuner_utils
 
     from keras_convnets.search import state
-    from keras_convnets.search.config import _LIST_FIELDS, SearchConfig
+    from keras_convnets.search.config import config_from_dict
     from keras_convnets.search.hypermodel import objective
     from keras_convnets.search.runner import make_hypermodel, proxy_data
 
-    config = SearchConfig(
-        **{k: tuple(v) if k in _LIST_FIELDS else v for k, v in spec["config"].items()}
-    )
+    config = config_from_dict(spec["config"])
     train, validation, info = proxy_data(config)
     hypermodel = make_hypermodel(config, info)
     hp = keras_tuner.HyperParameters.from_config(spec["hyperparameters"])
@@ -244,8 +242,13 @@ def _usage() -> dict:
     }
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None) -> int:
-    from keras_convnets.cli_common import stop_on_sigterm
+    import signal
+
     from keras_convnets.search import state
     from keras_convnets.training import io
 
@@ -254,7 +257,8 @@ def main(argv=None) -> int:
         print("usage: python -m keras_convnets.search.trial_process SPEC_DIR")
         return 2
     folder = argv[0]
-    stop_on_sigterm()
+    # SIGTERM (the search stopping this trial) unwinds like Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
     spec = io.read_json(os.path.join(folder, "spec.json"), max_bytes=MAX_RESULT_BYTES)
     state.set_kill_seam_counts(spec.get("kill_seam_writes"))
     with open(os.path.join(folder, "fit.pkl"), "rb") as f:
