@@ -814,7 +814,15 @@ def end_to_end(size, directory, save=None):
             model = (
                 ["--model", "simple_cnn"]
                 if name == "simple_cnn"
-                else ["--genotype", genotype, "--params-budget", params]
+                # As the search's "Next:" line says: its N, F filling the budget.
+                else [
+                    "--genotype",
+                    genotype,
+                    "--params-budget",
+                    params,
+                    "--cells",
+                    (result["search"].get("stacking") or {}).get("cells", 1),
+                ]  # fmt: skip
             )
             args = [
                 "train", *model, "--seed", seed, "--workdir", os.path.join(root, "runs"),
