@@ -118,6 +118,11 @@ def save_weights_atomic(model, path: str) -> None:
             _die()
 
 
+def save_best_epoch_atomic(callback) -> None:
+    """KerasTuner's `SaveBestEpoch._save_model`, through `save_weights_atomic`."""
+    save_weights_atomic(callback.model, callback.filepath)
+
+
 def _keras_tuner_save_json(path, obj):
     """`keras_tuner.src.utils.save_json`, atomic for local paths."""
     path = os.fspath(path)

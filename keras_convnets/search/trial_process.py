@@ -219,7 +219,7 @@ def _run(spec: dict, fit: dict) -> dict:
             objective=objective(), filepath=spec["checkpoint"]
         )
         checkpoint._save_model = functools.partial(
-            lambda cb: state.save_weights_atomic(cb.model, cb.filepath), checkpoint
+            state.save_best_epoch_atomic, checkpoint
         )
         callbacks.append(checkpoint)
     metrics = hypermodel.fit(

@@ -27,10 +27,6 @@ from keras_convnets.search.hypermodel import objective
 from keras_convnets.training import io
 
 
-def _save_checkpoint(callback) -> None:
-    state.save_weights_atomic(callback.model, callback.filepath)
-
-
 class _CellTunerMixin:
     """What every search tuner adds to KerasTuner's: timing, memory, chief,
     and state that survives a kill at any moment (see `search/state.py`)."""
@@ -94,7 +90,9 @@ class _CellTunerMixin:
         # KerasTuner's best-epoch checkpoint writes weights in place.
         for callback in kwargs.get("callbacks") or []:
             if isinstance(callback, tuner_utils.SaveBestEpoch):
-                callback._save_model = functools.partial(_save_checkpoint, callback)
+                callback._save_model = functools.partial(
+                    state.save_best_epoch_atomic, callback
+                )
         return super()._build_and_fit_model(trial, *args, **kwargs)
 
     def run_trial(self, trial, *args, **kwargs):
